@@ -1,0 +1,85 @@
+# yujing — one command to set up and run, one to set up and test, on a fresh Debian 12 machine
+# (as root, or with sudo). Every setup step checks before it acts: a second run changes nothing.
+#
+#   make run        setup, migrate, then run the service (the demo when the CLI has one)
+#   make test       setup, then pytest $(PYTEST_ARGS)
+#   make setup      system packages, PostgreSQL + TimescaleDB (tuned), database, .venv, broker
+#   make bench      setup, then every bench/*.py
+#   make broker / broker-stop    the project's Mosquitto on 127.0.0.1:$(BROKER_PORT)
+#   make clean      remove .venv and var/ (stops the project broker first; system state stays)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.PHONY: help setup setup-apt setup-postgres setup-timescaledb setup-pgtune setup-database \
+        setup-python setup-npm broker broker-stop run test bench clean
+
+PYTHON      ?= python3
+PYTEST_ARGS ?=
+BROKER_PORT ?= 1884
+VENV        := .venv
+SETUP       := deploy/setup
+
+# One id per make invocation: all steps of one `make setup` run `apt-get update` at most once.
+export YUJING_SETUP_ID := $(shell date +%s%N)
+export PYTHON
+export YUJING_BROKER_PORT := $(BROKER_PORT)
+
+# The service's connections (the app's settings read YUJING_*; override on the command line or in
+# the environment). The database URL is given to `make run` only: tests make their own databases.
+YUJING_DATABASE_URL    ?= postgresql://postgres@127.0.0.1:5432/yujing
+export YUJING_MQTT_URL ?= mqtt://127.0.0.1:$(BROKER_PORT)
+
+# For the tests: they create their own databases through the admin URL, and may start their own
+# broker with the project configuration (render.sh PORT DATADIR > conf) on a free port.
+TEST_ENV := YUJING_TEST_DATABASE_ADMIN_URL="$${YUJING_TEST_DATABASE_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}" \
+            YUJING_TEST_MOSQUITTO="$${YUJING_TEST_MOSQUITTO:-$$(command -v mosquitto || echo /usr/sbin/mosquitto)}" \
+            YUJING_TEST_MOSQUITTO_RENDER="$(CURDIR)/deploy/mosquitto/render.sh"
+
+help:
+	@sed -n '1,10s/^# \{0,1\}//p' Makefile
+
+setup: setup-apt setup-postgres setup-timescaledb setup-pgtune setup-database setup-python setup-npm broker
+	@rm -f /tmp/yujing-apt-updated.$(YUJING_SETUP_ID)
+	@echo "setup done"
+
+setup-apt:
+	@bash $(SETUP)/apt.sh
+setup-postgres: setup-apt
+	@bash $(SETUP)/postgres.sh
+setup-timescaledb: setup-postgres
+	@bash $(SETUP)/timescaledb.sh
+setup-pgtune: setup-timescaledb
+	@bash $(SETUP)/pgtune.sh
+setup-database: setup-pgtune
+	@bash $(SETUP)/database.sh
+setup-python: setup-apt
+	@bash $(SETUP)/python.sh
+setup-npm: setup-apt
+	@bash $(SETUP)/npm.sh
+
+broker: setup-apt
+	@bash $(SETUP)/broker.sh
+broker-stop:
+	@bash $(SETUP)/broker.sh stop
+
+run: export YUJING_DATABASE_URL := $(YUJING_DATABASE_URL)
+run: setup
+	$(VENV)/bin/yujing migrate
+	@if $(VENV)/bin/yujing demo --help >/dev/null 2>&1; then \
+		echo "$(VENV)/bin/yujing demo"; exec $(VENV)/bin/yujing demo; \
+	else \
+		echo "$(VENV)/bin/yujing run"; exec $(VENV)/bin/yujing run; \
+	fi
+
+test: setup
+	@echo "pytest $(PYTEST_ARGS)  (YUJING_MQTT_URL=$$YUJING_MQTT_URL)"
+	@$(TEST_ENV) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@shopt -s nullglob; for f in bench/*.py; do \
+		echo "== $$f"; $(TEST_ENV) $(VENV)/bin/python "$$f"; \
+	done
+
+clean: broker-stop
+	rm -rf $(VENV) var

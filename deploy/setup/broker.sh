@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Step 6: the project's Mosquitto broker (deploy/mosquitto/yujing.conf) on 127.0.0.1:$YUJING_BROKER_PORT
+# (default 1884), data under var/mosquitto/. The machine's own broker on 1883 is left alone.
+#   broker.sh          start it unless something already listens on the port
+#   broker.sh stop     stop it (only the broker this project started, found by its pid file)
+set -euo pipefail
+STEP=broker
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PORT="${YUJING_BROKER_PORT:-1884}"
+DATA="$VAR_DIR/mosquitto"
+CONF="$DATA/mosquitto.conf"
+PIDFILE="$DATA/mosquitto.pid"
+MOSQUITTO="${YUJING_TEST_MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}"
+
+listening() { [[ -n "$(ss -ltnH "sport = :$PORT" 2>/dev/null)" ]]; }
+our_pid() {  # prints the pid of the broker started from $CONF, if it runs
+    local pid
+    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
+        && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$CONF" && echo "$pid"
+    return 0
+}
+
+stop() {
+    local pid i
+    pid="$(our_pid)"
+    if [[ -z "$pid" ]]; then say "not running (no live pid in $PIDFILE)"; return 0; fi
+    say "stopping broker pid $pid (it saves its queues to $DATA/mosquitto.db)"
+    kill -TERM "$pid"
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && die "broker pid $pid did not stop within 10 s"
+    rm -f "$PIDFILE"
+    say "stopped"
+}
+
+if [[ "${1:-start}" == stop ]]; then stop; exit 0; fi
+
+[[ -x "$MOSQUITTO" ]] || die "mosquitto not found (run deploy/setup/apt.sh)"
+mkdir -p "$DATA"
+new="$("$REPO_ROOT/deploy/mosquitto/render.sh" "$PORT" "$DATA")"
+conf_changed=0
+if [[ ! -f "$CONF" || "$(cat "$CONF")" != "$new" ]]; then
+    printf '%s\n' "$new" >"$CONF"
+    conf_changed=1
+fi
+
+if listening; then
+    pid="$(our_pid)"
+    if [[ -z "$pid" ]]; then
+        say "ok: something else already listens on 127.0.0.1:$PORT; using it (not started by this project)"
+        exit 0
+    fi
+    if (( conf_changed )); then
+        say "configuration changed: restarting the project broker"
+        stop
+    else
+        say "ok: project broker running on 127.0.0.1:$PORT (pid $pid)"
+        exit 0
+    fi
+fi
+
+say "starting mosquitto on 127.0.0.1:$PORT (config $CONF, log $DATA/mosquitto.log)"
+rm -f "$PIDFILE"
+# 9>&-: the daemon must not inherit (and hold) the setup lock
+"$MOSQUITTO" -d -c "$CONF" 2>"$DATA/mosquitto.stderr" 9>&- || {
+    tail -n 20 "$DATA/mosquitto.stderr" "$DATA/mosquitto.log" >&2 2>/dev/null || true
+    die "mosquitto failed to start"
+}
+for ((i = 0; i < 50; i++)); do listening && break; sleep 0.1; done
+if ! listening; then
+    tail -n 20 "$DATA/mosquitto.stderr" "$DATA/mosquitto.log" >&2 2>/dev/null || true
+    die "mosquitto did not listen on 127.0.0.1:$PORT"
+fi
+say "ok: project broker running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE" 2>/dev/null))"

@@ -1,0 +1,187 @@
+"""The collector: MQTT intake → decode → (detectors) → batched commit → acknowledge.
+
+Two kinds of loop run in one task group: one intake loop that decodes bursts of messages and
+groups them into write batches (by reading count, message count and age), and N writer loops,
+each committing batches over its own connection and acknowledging their messages afterwards.
+The queue between them is bounded: when the database is slow or down, writers stop taking
+batches, intake blocks on the queue, messages stop being acknowledged, and the broker stops
+sending once the collector's MQTT Receive Maximum is reached. The backlog waits in the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+import tenacity
+
+from domain.errors import RetryLater
+from domain.messages import ReadingBatch
+from ingest import metrics
+from ingest.bridge import MqttBridge
+from ingest.decode import DecodedChunk, Decoder
+from store.writer import ReadingWriter, WriteBatch, WriteResult
+from yujing.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+LAG_SAMPLES_PER_BATCH = 64
+
+ChunkHook = Callable[[DecodedChunk], Awaitable[None]]
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def merge_chunks(chunks: list[DecodedChunk]) -> WriteBatch:
+    if len(chunks) == 1:
+        c = chunks[0]
+        return WriteBatch(c.readings, c.rejected, c.statuses, c.mids, c.messages)
+    return WriteBatch(
+        readings=ReadingBatch.concat([c.readings for c in chunks]),
+        rejected=[r for c in chunks for r in c.rejected],
+        statuses=[s for c in chunks for s in c.statuses],
+        mids=[m for c in chunks for m in c.mids],
+        messages=sum(c.messages for c in chunks),
+    )
+
+
+class Collector:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        bridge: MqttBridge,
+        decoder: Decoder,
+        writer: ReadingWriter,
+        on_chunk: ChunkHook | None = None,
+        clock_us: Callable[[], int] = _now_us,
+    ) -> None:
+        self._settings = settings
+        self._bridge = bridge
+        self._decoder = decoder
+        self._writer = writer
+        self._on_chunk = on_chunk
+        self._clock_us = clock_us
+        self._queue: asyncio.Queue[WriteBatch | None] = asyncio.Queue(maxsize=settings.queue_batches)
+        self.gateway_seen_us: dict[int, int] = {}  # gateway id -> latest receive time (liveness)
+        self.committed_readings = 0
+        self.committed_messages = 0
+        self._unacked = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then flush what was decoded, commit it and acknowledge it."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._run_intake(stop))
+            for i in range(self._settings.writer_connections):
+                tg.create_task(self._run_writer(i))
+
+    # --- intake ---------------------------------------------------------------------------------
+
+    async def _run_intake(self, stop: asyncio.Event) -> None:
+        s = self._settings
+        pending: list[DecodedChunk] = []
+        readings = messages = 0
+        started = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            wait_s = s.batch_max_wait_s if not pending else max(0.0, started + s.batch_max_wait_s - loop.time())
+            taken = await self._bridge.take(s.batch_max_messages - messages, wait_s)
+            metrics.inbox_depth.set(self._bridge.pending())
+            if taken:
+                chunk = self._decoder.decode(taken)
+                self._note_seen(chunk)
+                if self._on_chunk is not None:
+                    await self._on_chunk(chunk)
+                if not pending:
+                    started = loop.time()
+                pending.append(chunk)
+                readings += len(chunk.readings)
+                messages += chunk.messages
+                metrics.messages.inc(chunk.messages)
+            if pending and (
+                readings >= s.batch_max_readings
+                or messages >= s.batch_max_messages
+                or loop.time() - started >= s.batch_max_wait_s
+            ):
+                await self._enqueue(pending)
+                pending, readings, messages = [], 0, 0
+        if pending:
+            await self._enqueue(pending)
+        for _ in range(s.writer_connections):
+            await self._queue.put(None)
+
+    async def _enqueue(self, chunks: list[DecodedChunk]) -> None:
+        batch = merge_chunks(chunks)
+        self._unacked += len(batch.mids)
+        metrics.unacked.set(self._unacked)
+        await self._queue.put(batch)  # blocks while writers are busy: the backpressure
+        metrics.queue_depth.set(self._queue.qsize())
+
+    def _note_seen(self, chunk: DecodedChunk) -> None:
+        seen = self.gateway_seen_us
+        for gid, us in zip(chunk.gateway_seen_id.tolist(), chunk.gateway_seen_us.tolist()):
+            if seen.get(gid, 0) < us:
+                seen[gid] = us
+
+    # --- writers --------------------------------------------------------------------------------
+
+    async def _run_writer(self, number: int) -> None:
+        while True:
+            batch = await self._queue.get()
+            metrics.queue_depth.set(self._queue.qsize())
+            if batch is None:
+                return
+            started = time.perf_counter()
+            result = await self._commit(batch)
+            self._bridge.ack(batch.mids)
+            self._unacked -= len(batch.mids)
+            metrics.unacked.set(self._unacked)
+            self._record(batch, result, time.perf_counter() - started)
+
+    async def _commit(self, batch: WriteBatch) -> WriteResult:
+        last_error: list[str] = []
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            metrics.write_retries.inc()
+            metrics.database_up.set(0)
+            error = str(state.outcome.exception()) if state.outcome else "?"
+            if not last_error or last_error[-1] != error:  # log when the error changes
+                log.warning("write failed, retrying", extra={"error": error, "attempt": state.attempt_number})
+                last_error.append(error)
+
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(RetryLater),
+            wait=tenacity.wait_random_exponential(multiplier=0.05, max=self._settings.retry_max_s),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                result = await self._writer.write(batch)
+        if last_error:
+            log.info("write recovered", extra={"attempts": len(last_error) + 1})
+        metrics.database_up.set(1)
+        return result
+
+    def _record(self, batch: WriteBatch, result: WriteResult, elapsed_s: float) -> None:
+        self.committed_readings += result.inserted
+        self.committed_messages += batch.messages
+        metrics.readings_committed.inc(result.inserted)
+        if result.duplicates:
+            metrics.readings_duplicate.inc(result.duplicates)
+        for r in batch.rejected:
+            metrics.dead_letters.labels(r.reason.value).inc()
+        metrics.batches.labels("merge" if result.merged else "copy").inc()
+        metrics.commit_seconds.observe(elapsed_s)
+        n = len(batch.readings)
+        if n:
+            now = self._clock_us()
+            sample = np.linspace(0, n - 1, min(n, LAG_SAMPLES_PER_BATCH)).astype(np.int64)
+            for lag in ((now - batch.readings.received_us[sample]) / 1e6).tolist():
+                metrics.ingest_lag.observe(lag)
+            for lag in ((now - batch.readings.ts_us[sample]) / 1e6).tolist():
+                metrics.end_to_end_lag.observe(lag)

@@ -1,0 +1,271 @@
+"""Messages → validated columns, dead letters and gateway status, for a whole burst at once.
+
+Per message there is a topic look-up (cached), one payload decode and one dictionary look-up per
+sensor id; every check after that (registry, gateway ownership, time, range) is a numpy mask over
+all the readings of the burst.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from domain.codec import CodecError, parse_batch, parse_status
+from domain.messages import GatewayStatus, RawMessage, ReadingBatch, Rejected, RejectReason
+from domain.quality import Quality
+from domain.registry import RegistrySnapshot
+from domain.topics import Channel, TopicError, parse_topic
+
+_US_PER_MS = 1000
+_US_PER_S = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    max_payload_bytes: int
+    dead_letter_payload_bytes: int
+    clock_skew_tolerance_s: float
+
+
+@dataclasses.dataclass(slots=True)
+class DecodedChunk:
+    """What one burst of messages became. Every message's ``mid`` is in ``mids``: all of them are
+    acknowledged once this chunk (readings, dead letters and statuses) is committed."""
+
+    readings: ReadingBatch
+    rejected: list[Rejected]
+    statuses: list[GatewayStatus]
+    gateway_seen_id: np.ndarray  # int32 gateway ids that sent anything
+    gateway_seen_us: np.ndarray  # int64 latest receive time per id
+    mids: list[int]
+    messages: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Route:
+    enterprise: str
+    gateway: str
+    channel: Channel
+    gateway_id: int  # 0 when the gateway is not registered
+    sensor_codes: dict[str, int]
+
+
+class Decoder:
+    """Decodes bursts against one registry snapshot; replace the snapshot with :meth:`use`."""
+
+    def __init__(self, registry: RegistrySnapshot, limits: DecodeLimits) -> None:
+        self._limits = limits
+        self._routes: dict[str, _Route | TopicError] = {}
+        self.registry = registry
+        self.use(registry)
+
+    def use(self, registry: RegistrySnapshot) -> None:
+        self.registry = registry
+        self._routes.clear()
+
+    def _route(self, topic: str) -> _Route | TopicError:
+        route = self._routes.get(topic)
+        if route is None:
+            try:
+                t = parse_topic(topic)
+            except TopicError as exc:
+                route = exc
+            else:
+                reg = self.registry
+                route = _Route(
+                    t.enterprise,
+                    t.gateway,
+                    t.channel,
+                    reg.gateway_ids.get((t.enterprise, t.gateway), 0),
+                    reg.sensor_ids.get(t.enterprise, {}),
+                )
+            if len(self._routes) > 100_000:  # bound the cache against topic spraying
+                self._routes.clear()
+            self._routes[topic] = route
+        return route
+
+    def decode(self, messages: Sequence[RawMessage]) -> DecodedChunk:
+        limits = self._limits
+        keep = limits.dead_letter_payload_bytes
+        rejected: list[Rejected] = []
+        statuses: list[GatewayStatus] = []
+        mids = [m.mid for m in messages]
+        seen: dict[int, int] = {}
+
+        # Per-message columns of the readings that decoded, and per-message facts.
+        idx_parts: list[list[int]] = []
+        ts_parts: list[np.ndarray] = []
+        value_parts: list[np.ndarray] = []
+        quality_parts: list[np.ndarray] = []
+        pos_parts: list[np.ndarray] = []
+        dup_parts: list[np.ndarray | None] = []
+        msg_gateway: list[int] = []
+        msg_received: list[int] = []
+        msg_batch_ts: list[int] = []
+        msg_of: list[RawMessage] = []
+        msg_route: list[_Route] = []
+        msg_ids: list[list[str]] = []
+
+        def reject(m: RawMessage, reason: RejectReason, detail: str, route: _Route | None = None, **extra) -> None:
+            rejected.append(
+                Rejected(
+                    reason=reason,
+                    detail=detail,
+                    topic=m.topic[:512],
+                    payload=m.payload[:keep],
+                    received_us=m.received_us,
+                    enterprise=route.enterprise if route else None,
+                    gateway=route.gateway if route else None,
+                    **extra,
+                )
+            )
+
+        for m in messages:
+            route = self._route(m.topic)
+            if isinstance(route, TopicError):
+                reject(m, RejectReason.BAD_TOPIC, str(route))
+                continue
+            if not route.gateway_id:
+                reject(m, RejectReason.UNKNOWN_GATEWAY,
+                       f"gateway {route.gateway!r} of enterprise {route.enterprise!r} is not registered", route)
+                continue
+            gid = route.gateway_id
+            if seen.get(gid, 0) < m.received_us:
+                seen[gid] = m.received_us
+            if len(m.payload) > limits.max_payload_bytes:
+                reject(m, RejectReason.OVERSIZE,
+                       f"payload of {len(m.payload)} bytes exceeds the limit of {limits.max_payload_bytes}", route)
+                continue
+            if route.channel is Channel.STATUS:
+                try:
+                    online = parse_status(m.payload)
+                except CodecError as exc:
+                    reject(m, exc.reason, exc.detail, route)
+                    continue
+                statuses.append(GatewayStatus(route.enterprise, route.gateway, online, m.received_us))
+                continue
+            if route.channel is not Channel.UP:
+                reject(m, RejectReason.BAD_TOPIC, f"yujing does not accept messages on channel {route.channel.value!r}", route)
+                continue
+            try:
+                decoded = parse_batch(m.payload)
+            except CodecError as exc:
+                reject(m, exc.reason, exc.detail, route)
+                continue
+            for bad in decoded.bad:
+                reject(m, bad.reason, bad.detail, route, sensor=bad.sensor, reading_index=bad.index)
+            n = len(decoded)
+            if not n:
+                continue
+            codes = route.sensor_codes
+            ids = decoded.sensor_ids
+            idx_parts.append([codes.get(s, -1) for s in ids])
+            ts_parts.append(decoded.ts_ms)
+            value_parts.append(decoded.value)
+            quality_parts.append(decoded.quality)
+            pos_parts.append(decoded.index)
+            dup_parts.append(_duplicates(ids, decoded.ts_ms) if n > 1 and len(set(ids)) < n else None)
+            msg_gateway.append(gid)
+            msg_received.append(m.received_us)
+            msg_batch_ts.append(decoded.batch_ts_ms * _US_PER_MS)
+            msg_of.append(m)
+            msg_route.append(route)
+            msg_ids.append(ids)
+
+        readings = self._validate(
+            idx_parts, ts_parts, value_parts, quality_parts, pos_parts, dup_parts,
+            msg_gateway, msg_received, msg_batch_ts, msg_of, msg_route, msg_ids, reject,
+        )
+        seen_ids = np.fromiter(seen.keys(), np.int32, len(seen))
+        seen_us = np.fromiter(seen.values(), np.int64, len(seen))
+        return DecodedChunk(readings, rejected, statuses, seen_ids, seen_us, mids, len(messages))
+
+    def _validate(self, idx_parts, ts_parts, value_parts, quality_parts, pos_parts, dup_parts,
+                  msg_gateway, msg_received, msg_batch_ts, msg_of, msg_route, msg_ids, reject) -> ReadingBatch:
+        if not idx_parts:
+            return ReadingBatch.empty()
+        table = self.registry.table
+        tolerance_us = int(self._limits.clock_skew_tolerance_s * _US_PER_S)
+        counts = np.fromiter((len(p) for p in idx_parts), np.int64, len(idx_parts))
+        msg_no = np.repeat(np.arange(len(idx_parts)), counts)
+        idx = np.fromiter((i for part in idx_parts for i in part), np.int32, int(counts.sum()))
+        ts_ms = np.concatenate(ts_parts)
+        value = np.concatenate(value_parts)
+        quality = np.concatenate(quality_parts)
+        position = np.concatenate(pos_parts)
+        received = np.asarray(msg_received, dtype=np.int64)[msg_no]
+
+        unknown = idx < 0
+        safe = np.where(unknown, 0, idx)
+        wrong_gateway = ~unknown & (table.gateway[safe] != np.asarray(msg_gateway, dtype=np.int32)[msg_no])
+        inactive = ~unknown & ~wrong_gateway & ~table.active[safe]
+
+        # Time: a gateway clock off by more than the tolerance (judged on the batch's own ts, its
+        # send time) shifts every reading of the message by the offset; a reading still in the
+        # future after that is put at receive time. Both keep the device time.
+        device_us = ts_ms * _US_PER_MS
+        offset = (np.asarray(msg_received, dtype=np.int64) - np.asarray(msg_batch_ts, dtype=np.int64))[msg_no]
+        skewed = np.abs(offset) > tolerance_us
+        ts_us = np.where(skewed, device_us + offset, device_us)
+        future = ts_us > received + tolerance_us
+        ts_us = np.where(future, received, ts_us)
+        corrected = skewed | future
+        too_old = ~unknown & (ts_us < received - (table.retention_s[safe] * _US_PER_S).astype(np.int64))
+
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        duplicate = np.zeros(idx.shape[0], dtype=bool)
+        if any(d is not None for d in dup_parts):
+            for k, d in enumerate(dup_parts):
+                if d is not None:
+                    duplicate[starts[k] + d] = True
+
+        bad = unknown | wrong_gateway | inactive | too_old | duplicate
+        if bad.any():
+            for i in np.flatnonzero(bad):
+                k = msg_no[i]
+                m, route = msg_of[k], msg_route[k]
+                sensor = msg_ids[k][i - int(starts[k])]
+                where = f"reading {int(position[i])}: sensor {sensor!r}"
+                if unknown[i]:
+                    reason, detail = RejectReason.UNKNOWN_SENSOR, f"{where} is not registered in enterprise {route.enterprise!r}"
+                elif wrong_gateway[i]:
+                    owner = self.registry.gateways.get(int(table.gateway[idx[i]]))
+                    reason, detail = RejectReason.WRONG_GATEWAY, (
+                        f"{where} belongs to gateway {owner.code if owner else '?'!r}, not {route.gateway!r}")
+                elif inactive[i]:
+                    reason, detail = RejectReason.INACTIVE_SENSOR, f"{where} is deactivated in the registry"
+                elif duplicate[i]:
+                    reason, detail = RejectReason.DUPLICATE_IN_MESSAGE, f"{where} appears twice with the same time in this message"
+                else:
+                    reason, detail = RejectReason.TOO_OLD, (
+                        f"{where} has time {int(ts_ms[i])} ms, older than its retention window")
+                reject(m, reason, detail, route, sensor=sensor, reading_index=int(position[i]))
+            good = ~bad
+            idx, ts_us, value, quality, received = idx[good], ts_us[good], value[good], quality[good], received[good]
+            corrected, device_us, safe = corrected[good], device_us[good], safe[good]
+
+        flags = np.where(value > table.range_max[safe], np.int16(Quality.OVER_RANGE), np.int16(0))
+        flags |= np.where(value < table.range_min[safe], np.int16(Quality.UNDER_RANGE), np.int16(0))
+        flags |= np.where(corrected, np.int16(Quality.CLOCK_CORRECTED), np.int16(0))
+        return ReadingBatch(
+            sensor=idx,
+            ts_us=ts_us,
+            value=value,
+            quality=(quality | flags).astype(np.int16),
+            device_ts_us=np.where(corrected, device_us, 0),
+            received_us=received,
+        )
+
+
+def _duplicates(ids: list[str], ts_ms: np.ndarray) -> np.ndarray:
+    """Positions (within the message) of readings repeating an earlier (sensor, time)."""
+    seen: set[tuple[str, int]] = set()
+    dup = []
+    for i, key in enumerate(zip(ids, ts_ms.tolist())):
+        if key in seen:
+            dup.append(i)
+        else:
+            seen.add(key)
+    return np.asarray(dup, dtype=np.int64)

@@ -1,0 +1,386 @@
+"""The registry in PostgreSQL: import from a file (one transaction) and load snapshots.
+
+``import_registry`` creates or updates every entry of a :class:`RegistryFile`, reporting what
+changed; any error rolls the whole import back and names the entry. ``load_snapshot`` reads the
+registry into the column form every stage works from (:class:`domain.registry.RegistrySnapshot`).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+
+import asyncpg
+import numpy as np
+
+from domain.catalog import check_overrides, get_kind
+from domain.registry import (
+    EnterpriseInfo,
+    GatewayInfo,
+    RegionInfo,
+    RegistrySnapshot,
+    SensorInfo,
+    SensorTable,
+    ZoneInfo,
+)
+from store.registry_file import RegistryFile, RegistryFileError, region_ancestors
+
+REGISTRY_CHANNEL = "yujing_registry"
+TABLES = ("regions", "enterprises", "zones", "gateways", "sensors", "hazard_sources")
+
+
+@dataclasses.dataclass
+class TableChanges:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclasses.dataclass
+class ImportReport:
+    changes: dict[str, TableChanges] = dataclasses.field(
+        default_factory=lambda: {t: TableChanges() for t in TABLES}
+    )
+    version: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(c.created or c.updated for c in self.changes.values())
+
+    def summary(self) -> str:
+        parts = [
+            f"{t}: {c.created} created, {c.updated} updated, {c.unchanged} unchanged"
+            for t, c in self.changes.items()
+            if c.created or c.updated or c.unchanged
+        ]
+        return "; ".join(parts) or "nothing to import"
+
+
+async def _upsert(
+    conn: asyncpg.Connection,
+    table: str,
+    key: Sequence[str],
+    columns: Sequence[tuple[str, str]],
+    rows: list[tuple],
+    changes: TableChanges,
+    returning: str = "id",
+) -> list:
+    """Set-based upsert through unnest; counts created/updated/unchanged rows.
+
+    ``columns`` are (name, SQL array type) pairs, key columns included. Returns ``returning`` of
+    every row, created, updated or not, in input order.
+    """
+    if not rows:
+        return []
+    names = [c for c, _ in columns]
+    cols = list(zip(*rows, strict=True))
+    unnest = ", ".join(f"${i + 1}::{t}[]" for i, (_, t) in enumerate(columns))
+    non_key = [c for c in names if c not in key]
+    set_clause = ", ".join(f"{c} = excluded.{c}" for c in non_key) + ", updated_at = now()"
+    distinct = " OR ".join(f"{table}.{c} IS DISTINCT FROM excluded.{c}" for c in non_key)
+    sql = f"""
+        INSERT INTO {table} ({", ".join(names)})
+        SELECT * FROM unnest({unnest})
+        ON CONFLICT ({", ".join(key)}) DO UPDATE SET {set_clause}
+        WHERE {distinct}
+        RETURNING {", ".join(key)}, (xmax = 0) AS created"""
+    touched = {tuple(r[k] for k in key): r["created"] for r in await conn.fetch(sql, *[list(c) for c in cols])}
+    key_index = [names.index(k) for k in key]
+    for row in rows:
+        state = touched.get(tuple(row[i] for i in key_index))
+        if state is None:
+            changes.unchanged += 1
+        elif state:
+            changes.created += 1
+        else:
+            changes.updated += 1
+    key_cols = ", ".join(key)
+    found = await conn.fetch(
+        f"SELECT {key_cols}, {returning} AS ret FROM {table} WHERE ({key_cols}) IN "
+        f"(SELECT * FROM unnest({', '.join(f'${i + 1}::{columns[names.index(k)][1]}[]' for i, k in enumerate(key))}))",
+        *[list(cols[names.index(k)]) for k in key],
+    )
+    by_key = {tuple(r[k] for k in key): r["ret"] for r in found}
+    return [by_key[tuple(row[i] for i in key_index)] for row in rows]
+
+
+async def import_registry(conn: asyncpg.Connection, registry: RegistryFile) -> ImportReport:
+    """Create or update everything in ``registry`` in one transaction."""
+    report = ImportReport()
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE registry_version IN EXCLUSIVE MODE")
+        await _import_regions(conn, registry, report)
+        await _import_enterprises(conn, registry, report)
+        zone_ids = await _import_zones(conn, registry, report)
+        gateway_ids = await _import_gateways(conn, registry, report, zone_ids)
+        sensor_ids = await _import_sensors(conn, registry, report, zone_ids, gateway_ids)
+        await _import_hazard_sources(conn, registry, report, sensor_ids)
+        if report.changed:
+            report.version = await conn.fetchval("UPDATE registry_version SET version = version + 1 RETURNING version")
+            await conn.execute("SELECT pg_notify($1, $2)", REGISTRY_CHANNEL, str(report.version))
+        else:
+            report.version = await conn.fetchval("SELECT version FROM registry_version")
+    return report
+
+
+async def _import_regions(conn, registry: RegistryFile, report: ImportReport) -> None:
+    existing = {r["code"] for r in await conn.fetch("SELECT code FROM regions")}
+    in_file = {r.code for r in registry.regions}
+    known = existing | in_file
+    rows = []
+    for i, r in enumerate(registry.regions):
+        parent = r.parent
+        if parent is not None and parent not in known:
+            raise RegistryFileError(f"regions[{i}] ({r.code}): parent {parent} is not registered")
+        if parent is None:
+            parent = next((a for a in region_ancestors(r.code) if a in known), None)
+        rows.append((r.code, r.name, parent, r.level))
+    order = {"province": 0, "city": 1, "county": 2}
+    rows.sort(key=lambda row: order[row[3]])
+    # Parents first: one upsert per level keeps the foreign key satisfied.
+    for level in ("province", "city", "county"):
+        level_rows = [row for row in rows if row[3] == level]
+        await _upsert(
+            conn, "regions", ["code"],
+            [("code", "text"), ("name", "text"), ("parent", "text"), ("level", "text")],
+            level_rows, report.changes["regions"], returning="code",
+        )
+
+
+async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport) -> None:
+    regions = {r["code"] for r in await conn.fetch("SELECT code FROM regions")}
+    rows = []
+    for i, e in enumerate(registry.enterprises):
+        if e.region not in regions:
+            raise RegistryFileError(f"enterprises[{i}] ({e.id}): region {e.region} is not registered")
+        contacts = json.dumps([c.model_dump(exclude_none=True) for c in e.contacts], ensure_ascii=False)
+        rows.append((e.id, e.name, e.region, e.industry.value, e.risk_colour, e.risk_assessed_on, contacts, e.active))
+    await _upsert(
+        conn, "enterprises", ["id"],
+        [("id", "text"), ("name", "text"), ("region", "text"), ("industry", "text"), ("risk_colour", "text"),
+         ("risk_assessed_on", "date"), ("contacts", "jsonb"), ("active", "boolean")],
+        rows, report.changes["enterprises"],
+    )
+
+
+async def _enterprises(conn) -> set[str]:
+    return {r["id"] for r in await conn.fetch("SELECT id FROM enterprises")}
+
+
+async def _import_zones(conn, registry: RegistryFile, report: ImportReport) -> dict[tuple[str, str], int]:
+    enterprises = await _enterprises(conn)
+    rows = []
+    for i, z in enumerate(registry.zones):
+        if z.enterprise not in enterprises:
+            raise RegistryFileError(f"zones[{i}] ({z.id}): enterprise {z.enterprise} is not registered")
+        rows.append((z.enterprise, z.id, z.name or z.id, z.kind, z.active))
+    await _upsert(
+        conn, "zones", ["enterprise", "code"],
+        [("enterprise", "text"), ("code", "text"), ("name", "text"), ("kind", "text"), ("active", "boolean")],
+        rows, report.changes["zones"],
+    )
+    zone_ids = {(r["enterprise"], r["code"]): r["id"] for r in await conn.fetch("SELECT id, enterprise, code FROM zones")}
+    pairs = set()
+    for i, z in enumerate(registry.zones):
+        me = zone_ids[(z.enterprise, z.id)]
+        for other in z.adjacent:
+            other_id = zone_ids.get((z.enterprise, other))
+            if other_id is None:
+                raise RegistryFileError(f"zones[{i}] ({z.id}): adjacent zone {other} is not registered in {z.enterprise}")
+            if other_id != me:
+                pairs.add((min(me, other_id), max(me, other_id)))
+    listed = [zone_ids[(z.enterprise, z.id)] for z in registry.zones if z.adjacent]
+    if listed:
+        await conn.execute(
+            "DELETE FROM zone_adjacency WHERE zone_a = ANY($1::int[]) OR zone_b = ANY($1::int[])", listed
+        )
+    if pairs:
+        a, b = zip(*sorted(pairs))
+        await conn.execute(
+            "INSERT INTO zone_adjacency SELECT * FROM unnest($1::int[], $2::int[]) ON CONFLICT DO NOTHING",
+            list(a), list(b),
+        )
+    return zone_ids
+
+
+async def _import_gateways(conn, registry: RegistryFile, report: ImportReport, zone_ids) -> dict[tuple[str, str], tuple[int, int | None]]:
+    enterprises = await _enterprises(conn)
+    rows = []
+    for i, g in enumerate(registry.gateways):
+        if g.enterprise not in enterprises:
+            raise RegistryFileError(f"gateways[{i}] ({g.id}): enterprise {g.enterprise} is not registered")
+        zone = None
+        if g.zone is not None:
+            zone = zone_ids.get((g.enterprise, g.zone))
+            if zone is None:
+                raise RegistryFileError(f"gateways[{i}] ({g.id}): zone {g.zone} is not registered in {g.enterprise}")
+        rows.append((g.enterprise, g.id, g.name, zone, g.expected_interval_s, g.active))
+    await _upsert(
+        conn, "gateways", ["enterprise", "code"],
+        [("enterprise", "text"), ("code", "text"), ("name", "text"), ("zone", "int"),
+         ("expected_interval_s", "real"), ("active", "boolean")],
+        rows, report.changes["gateways"],
+    )
+    return {
+        (r["enterprise"], r["code"]): (r["id"], r["zone"])
+        for r in await conn.fetch("SELECT id, enterprise, code, zone FROM gateways")
+    }
+
+
+async def _import_sensors(conn, registry: RegistryFile, report: ImportReport, zone_ids, gateway_ids) -> dict[tuple[str, str], int]:
+    by_code: dict[str, list[str]] = collections.defaultdict(list)
+    for enterprise, code in gateway_ids:
+        by_code[code].append(enterprise)
+    rows = []
+    for i, s in enumerate(registry.sensors):
+        where = f"sensors[{i}] ({s.id})"
+        enterprise = s.enterprise
+        if enterprise is None:
+            owners = by_code.get(s.gateway, [])
+            if len(owners) != 1:
+                raise RegistryFileError(
+                    f"{where}: gateway {s.gateway} is "
+                    + ("not registered" if not owners else f"registered in several enterprises ({', '.join(sorted(owners))})")
+                    + "; give the sensor's enterprise"
+                )
+            enterprise = owners[0]
+        gateway = gateway_ids.get((enterprise, s.gateway))
+        if gateway is None:
+            raise RegistryFileError(f"{where}: gateway {s.gateway} is not registered in {enterprise}")
+        gateway_id, gateway_zone = gateway
+        kind = get_kind(s.kind)
+        if s.unit is not None and s.unit.lower() != kind.unit.lower():
+            raise RegistryFileError(f"{where}: unit {s.unit!r} is not the unit of kind {kind.id} ({kind.unit!r})")
+        zone = gateway_zone
+        if s.zone is not None:
+            zone = zone_ids.get((enterprise, s.zone))
+            if zone is None:
+                raise RegistryFileError(f"{where}: zone {s.zone} is not registered in {enterprise}")
+        try:
+            check_overrides(kind.id, s.location_class, s.setpoints)
+        except ValueError as exc:
+            raise RegistryFileError(f"{where}: {exc}") from None
+        lo, hi = s.range if s.range is not None else (kind.range_min, kind.range_max)
+        rows.append((
+            enterprise, s.id, gateway_id, zone, kind.id, kind.unit, s.location, s.location_class,
+            s.expected_interval_s or kind.expected_interval_s, lo, hi,
+            json.dumps(s.setpoints, sort_keys=True), s.active,
+        ))
+    await _upsert(
+        conn, "sensors", ["enterprise", "code"],
+        [("enterprise", "text"), ("code", "text"), ("gateway", "int"), ("zone", "int"), ("kind", "text"),
+         ("unit", "text"), ("location", "text"), ("location_class", "text"), ("expected_interval_s", "real"),
+         ("range_min", "float8"), ("range_max", "float8"), ("setpoints", "jsonb"), ("active", "boolean")],
+        rows, report.changes["sensors"],
+    )
+    return {(r["enterprise"], r["code"]): r["id"] for r in await conn.fetch("SELECT id, enterprise, code FROM sensors")}
+
+
+async def _import_hazard_sources(conn, registry: RegistryFile, report: ImportReport, sensor_ids) -> None:
+    enterprises = await _enterprises(conn)
+    rows, links = [], []
+    for i, h in enumerate(registry.hazard_sources):
+        if h.enterprise not in enterprises:
+            raise RegistryFileError(f"hazard_sources[{i}] ({h.id}): enterprise {h.enterprise} is not registered")
+        for code in h.sensors:
+            if (h.enterprise, code) not in sensor_ids:
+                raise RegistryFileError(f"hazard_sources[{i}] ({h.id}): sensor {code} is not registered in {h.enterprise}")
+        rows.append((h.enterprise, h.id, h.name, h.level, h.active))
+    ids = await _upsert(
+        conn, "hazard_sources", ["enterprise", "code"],
+        [("enterprise", "text"), ("code", "text"), ("name", "text"), ("level", "smallint"), ("active", "boolean")],
+        rows, report.changes["hazard_sources"],
+    )
+    for hs_id, h in zip(ids, registry.hazard_sources, strict=True):
+        wanted = sorted(sensor_ids[(h.enterprise, c)] for c in h.sensors)
+        current = sorted(r["sensor"] for r in await conn.fetch("SELECT sensor FROM hazard_source_sensors WHERE hazard_source = $1", hs_id))
+        if wanted != current:
+            await conn.execute("DELETE FROM hazard_source_sensors WHERE hazard_source = $1", hs_id)
+            await conn.execute(
+                "INSERT INTO hazard_source_sensors SELECT $1, unnest($2::int[])", hs_id, wanted
+            )
+
+
+async def registry_version(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT version FROM registry_version")
+
+
+async def load_snapshot(conn: asyncpg.Connection, retention_days: Callable[[str], int]) -> RegistrySnapshot:
+    """Read the whole registry in one repeatable-read transaction."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        version = await registry_version(conn)
+        regions = {
+            r["code"]: RegionInfo(r["code"], r["name"], r["parent"], r["level"])
+            for r in await conn.fetch("SELECT code, name, parent, level FROM regions")
+        }
+        enterprises = {
+            r["id"]: EnterpriseInfo(r["id"], r["name"], r["region"], r["industry"], r["risk_colour"], r["active"])
+            for r in await conn.fetch("SELECT id, name, region, industry, risk_colour, active FROM enterprises")
+        }
+        gateways = {
+            r["id"]: GatewayInfo(r["id"], r["enterprise"], r["code"], float(r["expected_interval_s"]), r["active"])
+            for r in await conn.fetch("SELECT id, enterprise, code, expected_interval_s, active FROM gateways")
+        }
+        adjacency: dict[int, list[int]] = collections.defaultdict(list)
+        for r in await conn.fetch("SELECT zone_a, zone_b FROM zone_adjacency"):
+            adjacency[r["zone_a"]].append(r["zone_b"])
+            adjacency[r["zone_b"]].append(r["zone_a"])
+        zones = {
+            r["id"]: ZoneInfo(r["id"], r["enterprise"], r["code"], r["name"], tuple(sorted(adjacency[r["id"]])))
+            for r in await conn.fetch("SELECT id, enterprise, code, name FROM zones")
+        }
+        sensor_rows = await conn.fetch(
+            """SELECT s.id, s.enterprise, s.code, s.gateway, coalesce(s.zone, 0) AS zone, s.kind, s.unit,
+                      s.location, s.location_class, s.expected_interval_s, s.range_min, s.range_max,
+                      s.setpoints, s.active AND g.active AND e.active AS active, e.industry
+               FROM sensors s JOIN gateways g ON g.id = s.gateway JOIN enterprises e ON e.id = s.enterprise
+               ORDER BY s.id"""
+        )
+    size = (sensor_rows[-1]["id"] + 1) if sensor_rows else 1
+    table = SensorTable(
+        active=np.zeros(size, dtype=bool),
+        gateway=np.zeros(size, dtype=np.int32),
+        zone=np.zeros(size, dtype=np.int32),
+        kind=np.full(size, "", dtype=np.dtypes.StringDType()),
+        location_class=np.full(size, "", dtype=np.dtypes.StringDType()),
+        expected_interval_s=np.full(size, np.inf),
+        range_min=np.full(size, np.nan),
+        range_max=np.full(size, np.nan),
+        retention_s=np.zeros(size),
+    )
+    sensors: dict[int, SensorInfo] = {}
+    sensor_ids: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    retention_cache: dict[str, float] = {}
+    for r in sensor_rows:
+        i = r["id"]
+        table.active[i] = r["active"]
+        table.gateway[i] = r["gateway"]
+        table.zone[i] = r["zone"]
+        table.kind[i] = r["kind"]
+        table.location_class[i] = r["location_class"]
+        table.expected_interval_s[i] = r["expected_interval_s"]
+        table.range_min[i] = np.nan if r["range_min"] is None else r["range_min"]
+        table.range_max[i] = np.nan if r["range_max"] is None else r["range_max"]
+        industry = r["industry"]
+        if industry not in retention_cache:
+            retention_cache[industry] = retention_days(industry) * 86400.0
+        table.retention_s[i] = retention_cache[industry]
+        setpoints = r["setpoints"]
+        sensors[i] = SensorInfo(
+            i, r["enterprise"], r["code"], r["gateway"], r["zone"], r["kind"], r["unit"],
+            r["location"], r["location_class"], json.loads(setpoints) if isinstance(setpoints, str) else dict(setpoints),
+        )
+        sensor_ids[r["enterprise"]][r["code"]] = i
+    return RegistrySnapshot(
+        version=version,
+        regions=regions,
+        enterprises=enterprises,
+        gateways=gateways,
+        zones=zones,
+        sensors=sensors,
+        table=table,
+        gateway_ids={(g.enterprise, g.code): g.id for g in gateways.values()},
+        sensor_ids=dict(sensor_ids),
+    )

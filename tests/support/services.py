@@ -1,0 +1,153 @@
+"""Real services for tests: a fresh PostgreSQL database per test and private Mosquitto brokers.
+
+Nothing here skips: a missing service is a failure with a message that says how to start it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN_URL = os.environ.get("YUJING_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MOSQUITTO = os.environ.get("YUJING_TEST_MOSQUITTO", shutil.which("mosquitto") or "/usr/sbin/mosquitto")
+PROJECT_MQTT_URL = os.environ.get("YUJING_MQTT_URL", "mqtt://127.0.0.1:1884")
+
+
+def database_url(name: str) -> str:
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def admin_connect() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(ADMIN_URL, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise RuntimeError(
+            f"PostgreSQL is not reachable at {ADMIN_URL} ({exc}); run `make setup` to start it"
+        ) from exc
+
+
+async def create_template(name: str) -> None:
+    """Create a database with every migration applied, to clone per test."""
+    from store.migrate import apply_migrations
+
+    admin = await admin_connect()
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(database_url(name))
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def clone_database(template: str) -> str:
+    name = f"yj_test_{uuid.uuid4().hex[:12]}"
+    admin = await admin_connect()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    admin = await admin_connect()
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout_s: float = 10.0, up: bool = True) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                if up:
+                    return
+        except OSError:
+            if not up:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not {'open' if up else 'close'} within {timeout_s} s")
+
+
+class Broker:
+    """A private Mosquitto started from the project's configuration on a free port."""
+
+    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="yj-broker-"))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.data_dir / "mosquitto.conf"
+        rendered = subprocess.run(
+            ["bash", str(REPO / "deploy/mosquitto/render.sh"), str(self.port), str(self.data_dir)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        # Tests run the broker in the foreground under our control, never as a daemon.
+        conf.write_text("\n".join(l for l in rendered.splitlines() if not l.startswith(("pid_file", "daemon"))) + "\n")
+        if not Path(MOSQUITTO).exists():
+            raise RuntimeError(f"mosquitto not found at {MOSQUITTO}; run `make setup`")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+async def wait_for(predicate, timeout_s: float, interval_s: float = 0.05, what: str = "condition"):
+    """Poll an async or sync predicate until it returns a truthy value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(interval_s)

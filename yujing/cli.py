@@ -1,0 +1,138 @@
+"""The ``yujing`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import asyncpg
+import typer
+
+from domain.errors import FixConfiguration, RetryLater
+from yujing.logs import configure_logging
+from yujing.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="yujing",
+    help="预警 yujing — telemetry ingestion and early warning for work-safety monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+registry_app = typer.Typer(help="The registry of regions, enterprises, zones, gateways, sensors, hazard sources.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="TOML settings file (or YUJING_CONFIG).", show_default=False)
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"yujing: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _run(coro) -> None:
+    """Run a command's coroutine; errors the user can act on end in one clear line."""
+    try:
+        asyncio.run(coro)
+    except FixConfiguration as exc:
+        typer.echo(f"yujing: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except RetryLater as exc:
+        typer.echo(f"yujing: {exc}", err=True)
+        raise typer.Exit(3) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(settings.database_url, timeout=settings.database_timeout_s)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise RetryLater(f"YUJING_DATABASE_URL: cannot connect to {settings.database_url} ({exc})") from exc
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Create the timescaledb extension and apply the database migrations."""
+    settings = _settings(config)
+
+    async def main() -> None:
+        from store.migrate import apply_migrations, chunk_interval_s, set_chunk_interval
+
+        conn = await _connect(settings)
+        try:
+            applied = await apply_migrations(conn)
+            interval = chunk_interval_s(settings.ingest.expected_rate, settings.ingest.chunk_target_rows)
+            await set_chunk_interval(conn, interval)
+        finally:
+            await conn.close()
+        for m in applied:
+            typer.echo(f"applied {m.version:04d}_{m.name}")
+        typer.echo(f"schema up to date; readings chunk interval {interval} s")
+
+    _run(main())
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the service: MQTT ingest, detectors, alerts and the API."""
+    settings = _settings(config)
+    from yujing.service import Service, run_until_signalled
+
+    _run(run_until_signalled(Service(settings)))
+
+
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(help="Registry YAML (see docs/registry.md).", exists=True, dir_okay=False)],
+    config: ConfigOption = None,
+) -> None:
+    """Create or update registry entries from a YAML file, in one transaction."""
+    settings = _settings(config)
+
+    async def main() -> None:
+        from store.registry import import_registry
+        from store.registry_file import parse_registry_file
+
+        registry = parse_registry_file(file.read_text(encoding="utf-8"))
+        conn = await _connect(settings)
+        try:
+            report = await import_registry(conn, registry)
+        finally:
+            await conn.close()
+        typer.echo(report.summary())
+        typer.echo(f"registry version {report.version}")
+
+    _run(main())
+
+
+def _register_optional_commands() -> None:
+    """Commands owned by other packages, registered where present."""
+    import importlib
+
+    for module, name, attr in (
+        ("yujing.commands.backtest", "backtest", "backtest"),
+        ("yujing.commands.simulate", "simulate", "simulate"),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.command(name)(getattr(mod, attr))
+
+
+_register_optional_commands()
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

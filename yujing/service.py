@@ -1,0 +1,140 @@
+"""The service: one TaskGroup running every stage, wired in one place.
+
+    MQTT ──▶ collector (decode ─▶ detectors ─▶ alerts) ──▶ writers ──▶ TimescaleDB ──▶ ack
+             registry watcher · gateway liveness
+
+Shutdown (SIGTERM/SIGINT): intake stops taking messages, the decoded batch is flushed and
+committed, its messages acknowledged, then the MQTT session is closed (persisting in the broker
+with whatever was not acknowledged) and the pool closed — all under a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import asyncpg
+
+from domain.errors import FixConfiguration, RetryLater
+from domain.topics import STATUS_FILTER, UP_FILTER
+from ingest import metrics
+from ingest.bridge import MqttBridge
+from ingest.collector import Collector
+from ingest.decode import DecodeLimits, Decoder
+from ingest.liveness import run_liveness
+from store.migrate import TIMESCALEDB_MISSING
+from store.registry_watch import RegistryWatcher
+from store.writer import ReadingWriter
+from yujing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+async def create_pool(settings: Settings, min_size: int, max_size: int) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(
+            settings.database_url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=settings.database_timeout_s,
+            command_timeout=60,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise RetryLater(f"YUJING_DATABASE_URL: cannot connect to the database ({exc})") from exc
+
+
+async def check_schema(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        has_ext = await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+        if not has_ext:
+            major = int(await conn.fetchval("SHOW server_version_num")) // 10000
+            raise FixConfiguration(TIMESCALEDB_MISSING.format(major=major) + " Then run `yujing migrate`.")
+        migrated = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not migrated:
+            raise FixConfiguration("the database has no yujing schema: run `yujing migrate` first")
+
+
+class Service:
+    """Builds the stages from settings; :meth:`run` runs them until ``stop`` is set."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.collector: Collector | None = None
+        self.bridge: MqttBridge | None = None
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        s = self.settings
+        ingest = s.ingest
+        pool = await create_pool(s, min_size=ingest.writer_connections, max_size=ingest.writer_connections + 4)
+        try:
+            await check_schema(pool)
+            watcher = RegistryWatcher(pool, s.retention.days, ingest.registry_poll_s)
+            registry = await watcher.load()
+            decoder = Decoder(
+                registry,
+                DecodeLimits(ingest.max_payload_bytes, ingest.dead_letter_payload_bytes, ingest.clock_skew_tolerance_s),
+            )
+            watcher.subscribe(decoder.use)
+            bridge = MqttBridge(
+                s.mqtt,
+                s.mqtt_client_id,
+                [UP_FILTER, STATUS_FILTER],
+                session_expiry_s=s.mqtt_session_expiry_s,
+                receive_maximum=s.mqtt_receive_maximum,
+                keepalive_s=s.mqtt_keepalive_s,
+                tls_ca=str(s.mqtt_tls_ca) if s.mqtt_tls_ca else None,
+            )
+            self.bridge = bridge
+            collector = Collector(ingest, bridge, decoder, ReadingWriter(pool, timeout_s=60))
+            self.collector = collector
+            bridge.start()
+            try:
+                await bridge.wait_subscribed(STARTUP_TIMEOUT_S)
+                log.info("yujing running", extra={"mqtt": f"{s.mqtt.host}:{s.mqtt.port}", "client_id": s.mqtt_client_id})
+                self.ready.set()
+                await self._run_stages(pool, watcher, collector)
+            finally:
+                bridge.stop()
+        finally:
+            await pool.close()
+        log.info("yujing stopped")
+
+    async def _run_stages(self, pool, watcher: RegistryWatcher, collector: Collector) -> None:
+        ingest = self.settings.ingest
+        async with asyncio.TaskGroup() as tg:
+            background = [
+                tg.create_task(watcher.run(), name="registry-watch"),
+                tg.create_task(run_liveness(pool, collector.gateway_seen_us, ingest.liveness_check_s), name="liveness"),
+                tg.create_task(self._run_gauges(), name="gauges"),
+            ]
+            collecting = tg.create_task(collector.run(self.stop), name="collector")
+            try:
+                await self.stop.wait()
+                log.info("stopping: flushing and acknowledging what was decoded")
+                async with asyncio.timeout(ingest.shutdown_deadline_s):
+                    await asyncio.shield(collecting)
+            except TimeoutError:
+                log.error("shutdown deadline passed; what was not committed stays unacknowledged in the broker")
+                collecting.cancel()
+            finally:
+                for task in background:
+                    task.cancel()
+
+    async def _run_gauges(self) -> None:
+        while True:
+            metrics.mqtt_connected.set(1 if self.bridge and self.bridge.connected else 0)
+            await asyncio.sleep(1.0)
+
+
+async def run_until_signalled(service: Service) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, service.stop.set)
+    await service.run()
