@@ -202,12 +202,15 @@ class Decoder:
         wrong_gateway = ~unknown & (table.gateway[safe] != np.asarray(msg_gateway, dtype=np.int32)[msg_no])
         inactive = ~unknown & ~wrong_gateway & ~table.active[safe]
 
-        # Time: a gateway clock off by more than the tolerance (judged on the batch's own ts, its
-        # send time) shifts every reading of the message by the offset; a reading still in the
-        # future after that is put at receive time. Both keep the device time.
+        # Time: a message cannot arrive before it was sent, so a batch ``ts`` (its send time) ahead
+        # of the receive time by more than the tolerance is a gateway clock running fast: every
+        # reading of the message is shifted back by the offset. A batch ts in the past is kept as
+        # it is: a message delayed in the broker (an outage backlog) or a gateway's store-and-
+        # forward looks exactly like a slow clock, and real times must not be thrown away. A
+        # reading still in the future after that is put at receive time. Both keep the device time.
         device_us = ts_ms * _US_PER_MS
         offset = (np.asarray(msg_received, dtype=np.int64) - np.asarray(msg_batch_ts, dtype=np.int64))[msg_no]
-        skewed = np.abs(offset) > tolerance_us
+        skewed = offset < -tolerance_us
         ts_us = np.where(skewed, device_us + offset, device_us)
         future = ts_us > received + tolerance_us
         ts_us = np.where(future, received, ts_us)

@@ -66,6 +66,7 @@ class Service:
         self.stop = asyncio.Event()
         self.collector: Collector | None = None
         self.bridge: MqttBridge | None = None
+        self.decoder: Decoder | None = None
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -81,6 +82,7 @@ class Service:
                 DecodeLimits(ingest.max_payload_bytes, ingest.dead_letter_payload_bytes, ingest.clock_skew_tolerance_s),
             )
             watcher.subscribe(decoder.use)
+            self.decoder = decoder
             bridge = MqttBridge(
                 s.mqtt,
                 s.mqtt_client_id,

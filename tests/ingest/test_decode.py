@@ -123,6 +123,12 @@ def test_skewed_gateway_clock_is_corrected_keeping_device_time_and_spacing():
     assert (r.quality & Quality.CLOCK_CORRECTED).all()
 
 
+def test_message_delayed_in_the_broker_keeps_its_times():
+    sent_ms = NOW_MS - 3_600_000  # queued an hour in the broker during an outage
+    r = decode(up("E1", "G1", ["CH4-01"], [1.0], ts_ms=sent_ms)).readings
+    assert r.ts_us.tolist() == [sent_ms * 1000] and r.quality.tolist() == [0]
+
+
 def test_clock_within_tolerance_and_backfill_are_not_corrected():
     backlog = [NOW_MS - 3_600_000, NOW_MS - 1_800_000]  # store-and-forward after an outage
     r = decode(up("E1", "G1", ["CH4-01", "CH4-01"], [1.0, 2.0], ts_ms=NOW_MS + 1000, reading_ts=backlog)).readings

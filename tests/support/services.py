@@ -55,13 +55,33 @@ async def create_template(name: str) -> None:
         await apply_migrations(conn)
     finally:
         await conn.close()
+    admin = await admin_connect()
+    try:
+        # No connections to the template (timescaledb's scheduler would otherwise visit it and
+        # make CREATE DATABASE … TEMPLATE fail with "being accessed by other users").
+        await admin.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await admin.close()
 
 
 async def clone_database(template: str) -> str:
     name = f"yj_test_{uuid.uuid4().hex[:12]}"
     admin = await admin_connect()
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        for attempt in range(50):
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                break
+            except asyncpg.ObjectInUseError:  # a backend still leaving the template
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", template
+                )
+                await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"template database {template} stayed in use")
     finally:
         await admin.close()
     return name
@@ -70,6 +90,8 @@ async def clone_database(template: str) -> str:
 async def drop_database(name: str) -> None:
     admin = await admin_connect()
     try:
+        if await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()

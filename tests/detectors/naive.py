@@ -1,0 +1,249 @@
+"""A slow, obviously correct per-reading reference for the per-sensor detectors.
+
+It shares no code with detectors/ beyond the configuration value classes and the catalog: every
+rule is re-derived here, one reading at a time, in plain Python floats. Within a batch each
+sensor's readings are taken by (ts, arrival); sensors are independent, so their interleaving does
+not matter. Returns findings as tuples (subject, rule, event, severity, ts_us).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from detectors.config import DetectorConfig
+from domain.catalog import KINDS, effective_setpoints
+from domain.quality import VALUE_UNTRUSTED, Quality
+from domain.severity import Severity
+
+RAISE, UPDATE, CLEAR = 1, 2, 3
+NOTICE = int(Severity.NOTICE)
+
+
+@dataclass
+class SensorRef:
+    kind: str
+    hi: list  # [(raise, clear, severity)] ascending
+    lo: list  # [(raise, clear, severity)] descending raise values
+    p: object
+    stats: bool
+    rmin: float
+    rmax: float
+    res: float
+    gas: bool
+    rate_up: float
+    rate_down: float
+    st: dict = field(default_factory=dict)
+
+
+def _ladder(points, side):
+    rungs = [p for p in points if p.side == side]
+    if side == "high":
+        rungs.sort(key=lambda p: (p.value, int(p.severity)))
+    else:
+        rungs.sort(key=lambda p: (-p.value, int(p.severity)))
+    out, top = [], 0
+    for p in rungs:
+        top = max(top, int(p.severity))
+        out.append((p.value, p.clear, top))
+    return out
+
+
+class NaiveEngine:
+    def __init__(self, config: DetectorConfig, kinds: list[str], classes: list[str]) -> None:
+        self.cfg = config
+        self.sensors: dict[int, SensorRef] = {}
+        for i, (k, c) in enumerate(zip(kinds, classes, strict=True), start=1):
+            kd = KINDS[k]
+            p = config.params_for(k, kd.switch)
+            pts = effective_setpoints(k, c, None)
+            hi, lo = _ladder(pts, "high"), _ladder(pts, "low")
+            up = p.rate_up_per_min / 60 if p.rate_up_per_min is not None else (
+                p.rate_fraction_per_min * hi[0][0] / 60 if hi else math.nan)
+            down = p.rate_down_per_min / 60 if p.rate_down_per_min is not None else math.nan
+            self.sensors[i] = SensorRef(k, hi, lo, p, p.statistics, kd.range_min, kd.range_max, kd.resolution,
+                                        kd.gas, up, down)
+        self.out: list[tuple] = []
+
+    def update(self, sensor, ts, value, quality) -> list[tuple]:
+        self.out = []
+        order = sorted(range(len(sensor)), key=lambda j: (int(sensor[j]), int(ts[j]), j))
+        for j in order:
+            self.reading(int(sensor[j]), int(ts[j]), float(value[j]), int(quality[j]))
+        return self.out
+
+    def emit(self, s, rule, ev, sev, t):
+        self.out.append((s, rule, ev, sev, t))
+
+    def flag(self, s, rule, st, key, now, sev, t):
+        was = st.get(key, False)
+        if now != was:
+            self.emit(s, rule, RAISE if now else CLEAR, sev, t)
+        st[key] = now
+
+    def reading(self, s, t, x, q):
+        ref = self.sensors[s]
+        st, p = ref.st, ref.p
+        untrusted = bool(q & int(VALUE_UNTRUSTED))
+        faulty = bool(q & int(Quality.FAULT | Quality.DISCONNECTED))
+        no_range = bool(q & int(Quality.CALIBRATING | Quality.MAINTENANCE))
+        over = bool(q & int(Quality.OVER_RANGE)) and not no_range
+        under = bool(q & int(Quality.UNDER_RANGE)) and not no_range
+        finite = math.isfinite(x)
+        self.flag(s, "fault", st, "fault", faulty, NOTICE, t)
+        if not no_range:
+            self.flag(s, "over_range", st, "over", over, 3 if ref.hi else 1, t)
+            self.flag(s, "under_range", st, "under", under, 3 if ref.lo else 1, t)
+        if not untrusted and (finite or over or under):
+            xl = x
+            if not finite and over:
+                xl = math.inf
+            elif not finite and under:
+                xl = -math.inf
+            self.ladder(s, "limit", ref.hi, xl, t, +1)
+            self.ladder(s, "limit_low", ref.lo, xl, t, -1)
+        prev_t = st.get("stat_t")
+        stat = finite and not untrusted and not (over or under) and (prev_t is None or t > prev_t)
+        if stat and ref.stats:
+            en = self.cfg.enabled
+            if prev_t is not None:
+                dt = (t - prev_t) * 1e-6
+                px = st["stat_x"]
+                if "rate" in en and not (math.isnan(ref.rate_up) and math.isnan(ref.rate_down)):
+                    self.rate(s, ref, x, dt, px, t)
+                if "jump" in en:
+                    self.jump(s, ref, x, px, t)
+            if "ttt" in en or "compound" in en:
+                self.trend(s, ref, x, t, None if prev_t is None else (t - prev_t) * 1e-6)
+            if "anomaly" in en:
+                self.anomaly(s, ref, x, t)
+            if "stuck" in en:
+                self.stuck(s, ref, x, t)
+        if st.get("nodata"):
+            st["nodata"] = False
+            self.emit(s, "nodata", CLEAR, NOTICE, t)
+        if stat:
+            st["stat_t"], st["stat_x"] = t, x
+
+    def ladder(self, s, rule, rungs, x, t, sign):
+        st = self.sensors[s].st
+        p = self.sensors[s].p
+        raw0, lvl0, since = st.get(rule + ".raw", 0), st.get(rule + ".lvl", 0), st.get(rule + ".since")
+        up = sum(1 for (r, _, _) in rungs if (x >= r if sign > 0 else x <= r))
+        hold = 0
+        for k, (_, c, _) in enumerate(rungs, start=1):
+            if k <= raw0 and (x >= c if sign > 0 else x <= c):
+                hold = k
+        raw = max(up, hold)
+        if raw != raw0:
+            since = t
+        on_d, off_d = int(p.ladder_on_delay_s * 1e6), int(p.ladder_off_delay_s * 1e6)
+        lvl = lvl0
+        if raw > lvl0 and (on_d <= 0 or t - since >= on_d):
+            lvl = raw
+        elif raw < lvl0 and (off_d <= 0 or t - since >= off_d):
+            lvl = raw
+        st[rule + ".raw"], st[rule + ".lvl"], st[rule + ".since"] = raw, lvl, since
+        sev0 = rungs[lvl0 - 1][2] if lvl0 else 0
+        sev1 = rungs[lvl - 1][2] if lvl else 0
+        if sev0 != sev1:
+            ev = RAISE if sev0 == 0 else CLEAR if sev1 == 0 else UPDATE
+            self.emit(s, rule, ev, sev1 or sev0, t)
+
+    def rate(self, s, ref, x, dt, px, t):
+        st, p = ref.st, ref.p
+        slope = (x - px) / dt
+        a = -math.expm1(-dt / p.rate_tau_s)
+        r0 = st.get("rate.r", 0.0)
+        r = r0 + a * (slope - r0)
+        st["rate.r"] = r
+        up, down, cf = ref.rate_up, -ref.rate_down, p.rate_clear_fraction
+        was = st.get("rate", False)
+        now = r >= up or r <= down or (was and (r >= up * cf or r <= down * cf))
+        self.flag(s, "rate", st, "rate", now, NOTICE, t)
+
+    def trend(self, s, ref, x, t, dt):
+        st, p = ref.st, ref.p
+        n0 = st.get("tr.n", 0)
+        floor = ref.res if ref.res > 0 else 1e-9
+        if n0 == 0:
+            lv, b, sc = x, 0.0, 0.0
+        else:
+            lv0, b0, sc0 = st["tr.lv"], st["tr.b"], st["tr.sc"]
+            se = max(sc0, floor)
+            lim = p.trend_huber_k * se
+            pred = lv0 + b0 * dt
+            r = x - pred
+            psi = min(max(r, -lim), lim)
+            a = -math.expm1(-dt / p.trend_tau_level_s)
+            g = -math.expm1(-dt / p.trend_tau_slope_s)
+            lam = -math.expm1(-dt / p.trend_scale_tau_s)
+            lv = pred + a * psi
+            b = b0 + g * a * psi / dt
+            sc = sc0 + lam * (min(abs(r), 2.0 * lim) - sc0)
+        st["tr.lv"], st["tr.b"], st["tr.sc"], st["tr.n"] = lv, b, sc, n0 + 1
+        if "ttt" not in self.cfg.enabled:
+            return
+        hi_lvl, lo_lvl = st.get("limit.lvl", 0), st.get("limit_low.lvl", 0)
+        hi = ref.hi[hi_lvl][0] if hi_lvl < len(ref.hi) else math.inf
+        lo = ref.lo[lo_lvl][0] if lo_lvl < len(ref.lo) else -math.inf
+        t_hi = (hi - lv) / b if (b > 0 and lv < hi) else math.inf
+        t_lo = (lo - lv) / b if (b < 0 and lv > lo) else math.inf
+        ttt = min(t_hi, t_lo)
+        was = st.get("ttt", False)
+        warm = n0 + 1 >= p.trend_warmup
+        now = warm and (ttt <= p.ttt_horizon_s or (was and ttt <= p.ttt_horizon_s * p.ttt_clear_factor))
+        self.flag(s, "ttt", st, "ttt", now, NOTICE, t)
+
+    def anomaly(self, s, ref, x, t):
+        st, p = ref.st, ref.p
+        n0, mu, d = st.get("an.n", 0), st.get("an.mu", 0.0), st.get("an.d", 0.0)
+        floor = ref.res if ref.res > 0 else 1e-9
+        warm = n0 >= p.anomaly_warmup
+        sd = max(d * 1.2533141373155001, floor)
+        e = x - mu
+        score = -math.expm1(-(abs(e) / sd) / p.anomaly_z_ref) if warm else 0.0
+        flagged = warm and score >= p.anomaly_threshold
+        if not flagged:
+            if warm:
+                lim = p.anomaly_huber * sd
+                mu_new = mu + p.anomaly_alpha * min(max(e, -lim), lim)
+                d = d + p.anomaly_alpha * (min(abs(e), lim) - d)
+            else:
+                a = 1.0 / (n0 + 1.0)
+                mu_new = mu + a * e
+                d = d + a * ((0.0 if n0 == 0 else abs(e)) - d)
+            st["an.mu"], st["an.d"], st["an.n"] = mu_new, d, n0 + 1
+        was = st.get("anomaly", False)
+        lc = st.get("an.lc")
+        can = lc is None or t - lc >= int(p.anomaly_refractory_s * 1e6)
+        now = (flagged and (was or can)) or (was and warm and score >= p.anomaly_clear)
+        if was and not now:
+            st["an.lc"] = t
+        self.flag(s, "anomaly", st, "anomaly", now, NOTICE, t)
+
+    def stuck(self, s, ref, x, t):
+        st, p = ref.st, ref.p
+        since = st.get("stk.since")
+        moved = since is None or not abs(x - st["stk.ref"]) <= p.stuck_tolerance
+        if moved:
+            st["stk.ref"], st["stk.since"], st["stk.cnt"] = x, t, 0
+        else:
+            st["stk.cnt"] += 1
+        floor = ref.rmin + ref.res if ref.gas else -math.inf
+        was = st.get("stuck", False)
+        now = not moved and (was or (t - st["stk.since"] >= int(p.stuck_after_s * 1e6)
+                                     and st["stk.cnt"] >= p.stuck_min_count and x > floor))
+        self.flag(s, "stuck", st, "stuck", now, NOTICE, t)
+
+    def jump(self, s, ref, x, px, t):
+        st, p = ref.st, ref.p
+        lim = p.jump_fraction * (ref.rmax - ref.rmin)
+        was = st.get("jump", False)
+        if not was:
+            if abs(x - px) > lim:
+                st["jmp.ref"], st["jmp.since"] = px, t
+                self.flag(s, "jump", st, "jump", True, NOTICE, t)
+            return
+        if abs(x - st["jmp.ref"]) <= lim or t - st["jmp.since"] >= int(p.jump_hold_s * 1e6):
+            self.flag(s, "jump", st, "jump", False, NOTICE, t)

@@ -1,0 +1,110 @@
+"""The write path: plain binary COPY, the conflict-safe merge, dead letters, gateway status."""
+
+from __future__ import annotations
+
+import asyncpg
+import numpy as np
+import pytest
+
+from domain.messages import GatewayStatus, ReadingBatch, Rejected, RejectReason
+from domain.quality import Quality
+from store.copy_format import PG_EPOCH_US
+from store.registry import import_registry
+from store.registry_file import parse_registry_file
+from store.writer import ReadingWriter, WriteBatch, drop_repeats
+
+T0 = 1_764_400_000_000_000
+REGISTRY = """
+enterprises: [{id: E1, name: 矿, region: "360100", industry: coal_mine}]
+gateways:    [{id: G1, enterprise: E1}]
+sensors:     [{id: S1, gateway: G1, kind: methane}, {id: S2, gateway: G1, kind: methane}]
+"""
+
+
+@pytest.fixture
+async def pool(db_url, db):
+    await import_registry(db, parse_registry_file(REGISTRY))
+    p = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    yield p
+    await p.close()
+
+
+def batch(sensor, ts_us, value, quality=None, device_ts_us=None, rejected=(), statuses=()) -> WriteBatch:
+    readings = ReadingBatch.build(sensor=sensor, ts_us=ts_us, value=value, quality=quality, device_ts_us=device_ts_us,
+                                  received_us=np.full(len(sensor), T0))
+    return WriteBatch(readings, list(rejected), list(statuses), mids=[1], messages=1)
+
+
+async def rows(db):
+    return [tuple(r) for r in await db.fetch(
+        "SELECT sensor, (extract(epoch FROM ts) * 1e6)::bigint, value, quality FROM readings ORDER BY sensor, ts")]
+
+
+async def test_copy_stores_columns_exactly(pool, db):
+    w = ReadingWriter(pool)
+    ts = [T0, T0 + 1, T0 + 999_999]
+    result = await w.write(batch([1, 1, 2], ts, [0.1, -2.5, 1e300], [0, Quality.CALIBRATING, Quality.OVER_RANGE]))
+    assert (result.inserted, result.duplicates, result.merged) == (3, 0, False)
+    assert await rows(db) == [(1, T0, 0.1, 0), (1, T0 + 1, -2.5, 1), (2, T0 + 999_999, 1e300, 256)]
+
+
+async def test_replay_merges_without_duplicates(pool, db):
+    w = ReadingWriter(pool)
+    await w.write(batch([1, 2], [T0, T0], [1.0, 2.0]))
+    result = await w.write(batch([1, 2, 1], [T0, T0, T0 + 1], [1.0, 2.0, 3.0]))  # two old, one new
+    assert (result.inserted, result.duplicates, result.merged) == (1, 2, True)
+    assert len(await rows(db)) == 3
+
+
+async def test_repeats_within_a_batch_keep_the_first(pool, db):
+    w = ReadingWriter(pool)
+    result = await w.write(batch([1, 1, 2, 1], [T0, T0, T0, T0], [1.0, 9.0, 2.0, 8.0]))
+    assert (result.inserted, result.duplicates, result.merged) == (2, 2, False)
+    assert await rows(db) == [(1, T0, 1.0, 0), (2, T0, 2.0, 0)]
+
+
+def test_drop_repeats_matches_a_naive_loop():
+    rng = np.random.default_rng(11)
+    s = rng.integers(0, 5, 500)
+    t = rng.integers(0, 20, 500)
+    b = ReadingBatch.build(sensor=s, ts_us=t, value=np.arange(500.0))
+    kept, repeats = drop_repeats(b)
+    seen, expect = set(), []
+    for i in range(500):
+        if (s[i], t[i]) not in seen:
+            seen.add((s[i], t[i]))
+            expect.append(float(i))
+    assert sorted(kept.value.tolist()) == expect and repeats == 500 - len(expect)
+
+
+async def test_clock_corrected_readings_are_idempotent_by_device_time(pool, db):
+    w = ReadingWriter(pool)
+    device = T0 - 3_600_000_000
+    q = Quality.CLOCK_CORRECTED
+    await w.write(batch([1], [T0], [5.0], [q], [device]))
+    # The redelivery is stored at another receive time, but carries the same device time.
+    result = await w.write(batch([1], [T0 + 2_000_000], [5.0], [q], [device]))
+    assert (result.inserted, result.duplicates) == (0, 1)
+    stored = await db.fetch("SELECT (extract(epoch FROM device_ts) * 1e6)::bigint AS d FROM readings")
+    assert [r["d"] for r in stored] == [device]
+
+
+async def test_dead_letters_and_statuses_commit_with_the_readings(pool, db):
+    w = ReadingWriter(pool)
+    rej = Rejected(RejectReason.UNKNOWN_SENSOR, "reading 0: sensor 'X' is not registered", "yj/v1/E1/G1/up",
+                   b'{"ts":1}', T0, "E1", "G1", "X", 0)
+    st_old = GatewayStatus("E1", "G1", True, T0)
+    st_new = GatewayStatus("E1", "G1", False, T0 + 5)
+    result = await w.write(batch([1], [T0], [1.0], rejected=[rej], statuses=[st_new, st_old]))
+    assert result.dead_letters == 1
+    dl = await db.fetchrow("SELECT * FROM dead_letters")
+    assert (dl["reason"], dl["sensor"], dl["reading_index"], bytes(dl["payload"])) == ("unknown_sensor", "X", 0, b'{"ts":1}')
+    assert await db.fetchval("SELECT online FROM gateways WHERE code = 'G1'") is False
+    # An older status arriving later never overwrites a newer one.
+    await w.write(batch([2], [T0], [1.0], statuses=[GatewayStatus("E1", "G1", True, T0 + 1)]))
+    assert await db.fetchval("SELECT online FROM gateways WHERE code = 'G1'") is False
+
+
+async def test_copy_buffer_epoch_is_postgres_epoch(pool, db):
+    await ReadingWriter(pool).write(batch([1], [PG_EPOCH_US], [0.0]))
+    assert await db.fetchval("SELECT ts = '2000-01-01T00:00:00Z'::timestamptz FROM readings")

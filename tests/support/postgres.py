@@ -1,0 +1,70 @@
+"""A private PostgreSQL cluster with timescaledb preloaded, for tests that restart the server.
+
+It uses the binaries of the machine's server (the timescaledb extension was built for them) and
+runs as the ``postgres`` user, so the shared server is never restarted under other tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.support.services import free_port, wait_port
+
+
+def _bindir() -> Path:
+    root = Path("/usr/lib/postgresql")
+    versions = sorted((p for p in root.iterdir() if (p / "bin/initdb").exists()), key=lambda p: int(p.name))
+    if not versions:
+        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql; run `make setup`")
+    return versions[-1] / "bin"
+
+
+class PrivateCluster:
+    def __init__(self) -> None:
+        self.bindir = _bindir()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="yj-pg-"))
+        self.data = self.root / "data"
+        shutil.chown(self.root, "postgres", "postgres")
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _as_postgres(self, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, cwd="/tmp")
+
+    def init(self) -> None:
+        self._as_postgres(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
+                "shared_preload_libraries = 'timescaledb'\ntimescaledb.max_background_workers = 2\n"
+                "max_worker_processes = 16\nshared_buffers = 256MB\nfsync = on\n"
+            )
+
+    def start(self) -> None:
+        self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")
+        wait_port(self.port)
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def restart(self, mode: str = "immediate") -> None:
+        """``immediate`` is a crash as far as clients see it: no goodbye, open transactions lost."""
+        self.stop(mode)
+        self.start()
+
+    def close(self) -> None:
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+

@@ -1,0 +1,3 @@
+from yujing.cli import app
+
+app(prog_name="yujing")
