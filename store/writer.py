@@ -28,6 +28,7 @@ from store.copy_format import READING_COLUMNS, readings_copy_buffer, readings_wi
 
 log = logging.getLogger(__name__)
 
+_US_PER_MINUTE = 60_000_000
 GATEWAY_LOCK = 7_315_001  # advisory lock serialising gateway-row updates (no deadlocks between writers)
 
 _STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS readings_stage (
@@ -136,6 +137,8 @@ class ReadingWriter:
             )
         if batch.statuses:
             await self._apply_statuses(conn, batch.statuses)
+        if len(readings):
+            await self._mark_dirty_minutes(conn, readings.ts_us)
         stored = len(readings) - len(refused)
         return WriteResult(inserted, repeats + stored - inserted, len(dead), merged)
 
@@ -214,6 +217,15 @@ class ReadingWriter:
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
                 total += await self._bisect(conn, part, refused)
         return total
+
+    async def _mark_dirty_minutes(self, conn, ts_us: np.ndarray) -> None:
+        minutes = np.unique(ts_us // _US_PER_MINUTE) * _US_PER_MINUTE
+        await conn.execute(
+            "INSERT INTO rollup_dirty (bucket) SELECT to_timestamp(m / 1e6) FROM unnest($1::bigint[]) AS m "
+            "ON CONFLICT DO NOTHING",
+            minutes.tolist(),
+            timeout=self._timeout_s,
+        )
 
     async def _apply_statuses(self, conn, statuses: list[GatewayStatus]) -> None:
         latest: dict[tuple[str, str], GatewayStatus] = {}

@@ -114,14 +114,16 @@ def registry_import(
     _run(main())
 
 
+from yujing.commands.backtest import backtest  # noqa: E402
+
+app.command("backtest")(backtest)
+
+
 def _register_optional_commands() -> None:
     """Commands owned by other packages, registered where present."""
     import importlib
 
-    for module, name, attr in (
-        ("yujing.commands.backtest", "backtest", "backtest"),
-        ("yujing.commands.simulate", "simulate", "simulate"),
-    ):
+    for module, name, attr in (("yujing.commands.simulate", "simulate", "simulate"),):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -16,8 +16,14 @@ import logging
 import signal
 
 import asyncpg
+import prometheus_client
 
+import time
+
+from detectors import Engine
+from detectors.rebuild import rebuild
 from domain.errors import FixConfiguration, RetryLater
+from domain.messages import FindingBatch
 from domain.topics import STATUS_FILTER, UP_FILTER
 from ingest import metrics
 from ingest.bridge import MqttBridge
@@ -27,11 +33,16 @@ from ingest.liveness import run_liveness
 from store.migrate import TIMESCALEDB_MISSING
 from store.registry_watch import RegistryWatcher
 from store.writer import ReadingWriter
+from yujing.detection import Detection, load_detector_config
 from yujing.settings import Settings
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 30.0
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
 
 
 async def create_pool(settings: Settings, min_size: int, max_size: int) -> asyncpg.Pool:
@@ -67,6 +78,8 @@ class Service:
         self.collector: Collector | None = None
         self.bridge: MqttBridge | None = None
         self.decoder: Decoder | None = None
+        self.detection: Detection | None = None
+        self.findings: list[FindingBatch] = []  # kept for tests until the alerts stage consumes them
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -83,6 +96,14 @@ class Service:
             )
             watcher.subscribe(decoder.use)
             self.decoder = decoder
+            engine = Engine(load_detector_config(s.detectors_config))
+            watcher.subscribe(engine.set_registry)
+            if s.detectors_rebuild_s:
+                async with pool.acquire() as conn:
+                    replayed = await rebuild(engine, conn, now_us(), s.detectors_rebuild_s)
+                log.info("detector state rebuilt", extra={"readings": replayed, "lookback_s": s.detectors_rebuild_s})
+            detection = Detection(engine, self._on_findings, lambda: watcher.snapshot)
+            self.detection = detection
             bridge = MqttBridge(
                 s.mqtt,
                 s.mqtt_client_id,
@@ -93,8 +114,10 @@ class Service:
                 tls_ca=str(s.mqtt_tls_ca) if s.mqtt_tls_ca else None,
             )
             self.bridge = bridge
-            collector = Collector(ingest, bridge, decoder, ReadingWriter(pool, timeout_s=60))
+            collector = Collector(ingest, bridge, decoder, ReadingWriter(pool, timeout_s=60), on_chunk=detection.on_chunk)
             self.collector = collector
+            if s.metrics_port:
+                prometheus_client.start_http_server(s.metrics_port, addr=s.http_host)
             bridge.start()
             try:
                 await bridge.wait_subscribed(STARTUP_TIMEOUT_S)
@@ -114,6 +137,7 @@ class Service:
                 tg.create_task(watcher.run(), name="registry-watch"),
                 tg.create_task(run_liveness(pool, collector.gateway_seen_us, ingest.liveness_check_s), name="liveness"),
                 tg.create_task(self._run_gauges(), name="gauges"),
+                tg.create_task(self.detection.run_ticks(self.settings.detectors_tick_s, now_us), name="detector-ticks"),
             ]
             collecting = tg.create_task(collector.run(self.stop), name="collector")
             try:
@@ -127,6 +151,10 @@ class Service:
             finally:
                 for task in background:
                     task.cancel()
+
+    async def _on_findings(self, findings: FindingBatch) -> None:
+        self.findings.append(findings)
+        del self.findings[:-1000]
 
     async def _run_gauges(self) -> None:
         while True:

@@ -108,3 +108,13 @@ async def test_dead_letters_and_statuses_commit_with_the_readings(pool, db):
 async def test_copy_buffer_epoch_is_postgres_epoch(pool, db):
     await ReadingWriter(pool).write(batch([1], [PG_EPOCH_US], [0.0]))
     assert await db.fetchval("SELECT ts = '2000-01-01T00:00:00Z'::timestamptz FROM readings")
+
+
+async def test_batches_mark_their_minutes_dirty_for_the_rollups(pool, db):
+    w = ReadingWriter(pool)
+    minute = 60_000_000
+    await w.write(batch([1, 1, 2], [T0, T0 + 1, T0 + 5 * minute + 3], [1.0, 2.0, 3.0]))
+    await w.write(batch([2], [T0 - 3600 * 1_000_000], [4.0]))  # late backfill
+    got = [int(r["b"]) for r in await db.fetch(
+        "SELECT (extract(epoch FROM bucket) * 1e6)::bigint AS b FROM rollup_dirty ORDER BY bucket")]
+    assert got == [T0 - 3600 * 1_000_000 - (T0 % minute), T0 - T0 % minute, T0 - T0 % minute + 5 * minute]

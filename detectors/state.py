@@ -1,0 +1,42 @@
+"""Struct-of-arrays state: named numpy columns indexed by a dense id, grown on demand."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Columns:
+    """A set of parallel arrays of one length; ``spec`` maps name -> (dtype, fill, width).
+
+    Width 1 makes a 1-D array of shape (n,), width k > 1 a 2-D array of shape (n, k).
+    Columns are attributes: ``cols.mean[idx]``.
+    """
+
+    def __init__(self, spec: dict[str, tuple[object, object, int]], n: int = 0) -> None:
+        self._spec = {k: (np.dtype(d), f, w) for k, (d, f, w) in spec.items()}
+        self.size = 0
+        for name, (dtype, fill, width) in self._spec.items():
+            shape = (0,) if width == 1 else (0, width)
+            setattr(self, name, np.full(shape, fill, dtype=dtype))
+        self.grow(n)
+
+    def grow(self, n: int) -> None:
+        """Resize to ``n`` rows, keeping existing rows and filling new ones."""
+        if n <= self.size:
+            return
+        for name, (dtype, fill, width) in self._spec.items():
+            old = getattr(self, name)
+            shape = (n,) if width == 1 else (n, width)
+            new = np.full(shape, fill, dtype=dtype)
+            new[: old.shape[0]] = old
+            setattr(self, name, new)
+        self.size = n
+
+    def reset(self, idx: np.ndarray) -> None:
+        """Return rows ``idx`` to their fill values (a sensor whose kind changed)."""
+        for name, (_, fill, _) in self._spec.items():
+            getattr(self, name)[idx] = fill
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in self._spec)
