@@ -33,20 +33,39 @@ EpochMs = Annotated[int, msgspec.Meta(ge=0, le=_TS_MAX_MS)]
 DeviceQuality = Annotated[int, msgspec.Meta(ge=0, le=DEVICE_QUALITY_MASK)]
 
 
-class _Reading(msgspec.Struct, omit_defaults=True):
+NO_TS = -1  # a reading without its own ts (takes the batch's); never valid when sent
+
+
+class Reading(msgspec.Struct, omit_defaults=True, gc=False):
+    """One reading as decoded on the fast path (``ts`` is :data:`NO_TS` when absent)."""
+
     s: SensorId
     v: float
     q: DeviceQuality = 0
-    ts: EpochMs | None = None
+    ts: EpochMs = NO_TS
 
 
-class _Batch(msgspec.Struct, omit_defaults=True):
+class Batch(msgspec.Struct, omit_defaults=True, gc=False):
     ts: EpochMs
-    readings: list[_Reading]
+    readings: list[Reading]
 
 
-_decoder = msgspec.json.Decoder(_Batch)
-_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Batch)
+FastDecodeError = (msgspec.ValidationError, msgspec.DecodeError)
+
+
+def decode_fast(payload: bytes) -> Batch:
+    """The typed decode alone: raises one of :data:`FastDecodeError` for anything not perfectly
+    formed (then :func:`parse_batch` salvages what it can, reading by reading). Values may be
+    non-finite (``1e999``); callers mask them."""
+    return _decoder.decode(payload)
+def _numpy_scalar(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_numpy_scalar)
 
 
 class CodecError(ValueError):
@@ -93,16 +112,15 @@ def parse_batch(payload: bytes) -> DecodedBatch:
     """Decode one ``up`` payload. Raises :class:`CodecError` when nothing in it is usable."""
     try:
         batch = _decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except FastDecodeError:
         return _parse_batch_slow(payload)
     readings = batch.readings
     n = len(readings)
     batch_ts = batch.ts
-    value = np.fromiter((r.v for r in readings), np.float64, n)
-    ts_ms = np.fromiter(
-        (batch_ts if r.ts is None else r.ts for r in readings), np.int64, n
-    )
-    quality = np.fromiter((r.q for r in readings), np.int16, n)
+    value = np.array([r.v for r in readings], dtype=np.float64).reshape(n)
+    ts_ms = np.array([r.ts for r in readings], dtype=np.int64).reshape(n)
+    ts_ms[ts_ms == NO_TS] = batch_ts
+    quality = np.array([r.q for r in readings], dtype=np.int16).reshape(n)
     sensor_ids = [r.s for r in readings]
     finite = np.isfinite(value)
     if finite.all():
@@ -219,15 +237,15 @@ def encode_batch(
     qs = qualities.tolist() if isinstance(qualities, np.ndarray) else qualities
     tss = reading_ts_ms.tolist() if isinstance(reading_ts_ms, np.ndarray) else reading_ts_ms
     readings = [
-        _Reading(
+        Reading(
             s=s,
             v=v,
             q=0 if qs is None else qs[i],
-            ts=None if tss is None or tss[i] == ts_ms else tss[i],
+            ts=NO_TS if tss is None or tss[i] is None or tss[i] == ts_ms else tss[i],
         )
         for i, (s, v) in enumerate(zip(sensor_ids, vals, strict=True))
     ]
-    return _encoder.encode(_Batch(ts=ts_ms, readings=readings))
+    return _encoder.encode(Batch(ts=ts_ms, readings=readings))
 
 
 STATUS_ONLINE = b"online"

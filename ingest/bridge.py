@@ -75,7 +75,9 @@ class MqttBridge:
             context = ssl.create_default_context(cafile=tls_ca)
             client.tls_set_context(context)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
-        client.max_inflight_messages_set(1000)  # our own publishes (alerts), not what we receive
+        # Our own publishes (alerts to gateways): paho 2.2 rescans its store on every PUBACK when
+        # this window is bounded, so it stays open; the alerts outbox bounds what is in flight.
+        client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -153,8 +155,13 @@ class MqttBridge:
         return sent
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        """Publish (thread-safe in paho); used for alert messages to gateways."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+        """Publish without waiting (thread-safe in paho); used for alert messages to gateways.
+
+        Raises :class:`RetryLater` when the client cannot take the message now, so the alerts
+        outbox retries it (at least once; receivers deduplicate on the idempotency key)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RetryLater(f"MQTT publish to {topic} not accepted: {mqtt.error_string(info.rc)}")
 
     # --- paho network thread -----------------------------------------------------------------
 

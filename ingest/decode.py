@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from domain.codec import CodecError, parse_batch, parse_status
+from domain.codec import NO_TS, CodecError, FastDecodeError, Reading, decode_fast, parse_batch, parse_status
 from domain.messages import GatewayStatus, RawMessage, ReadingBatch, Rejected, RejectReason
 from domain.quality import Quality
 from domain.registry import RegistrySnapshot
@@ -93,20 +93,7 @@ class Decoder:
         statuses: list[GatewayStatus] = []
         mids = [m.mid for m in messages]
         seen: dict[int, int] = {}
-
-        # Per-message columns of the readings that decoded, and per-message facts.
-        idx_parts: list[list[int]] = []
-        ts_parts: list[np.ndarray] = []
-        value_parts: list[np.ndarray] = []
-        quality_parts: list[np.ndarray] = []
-        pos_parts: list[np.ndarray] = []
-        dup_parts: list[np.ndarray | None] = []
-        msg_gateway: list[int] = []
-        msg_received: list[int] = []
-        msg_batch_ts: list[int] = []
-        msg_of: list[RawMessage] = []
-        msg_route: list[_Route] = []
-        msg_ids: list[list[str]] = []
+        burst = _Burst()
 
         def reject(m: RawMessage, reason: RejectReason, detail: str, route: _Route | None = None, **extra) -> None:
             rejected.append(
@@ -150,57 +137,60 @@ class Decoder:
                 reject(m, RejectReason.BAD_TOPIC, f"yujing does not accept messages on channel {route.channel.value!r}", route)
                 continue
             try:
-                decoded = parse_batch(m.payload)
-            except CodecError as exc:
-                reject(m, exc.reason, exc.detail, route)
-                continue
-            for bad in decoded.bad:
-                reject(m, bad.reason, bad.detail, route, sensor=bad.sensor, reading_index=bad.index)
-            n = len(decoded)
-            if not n:
-                continue
-            codes = route.sensor_codes
-            ids = decoded.sensor_ids
-            idx_parts.append([codes.get(s, -1) for s in ids])
-            ts_parts.append(decoded.ts_ms)
-            value_parts.append(decoded.value)
-            quality_parts.append(decoded.quality)
-            pos_parts.append(decoded.index)
-            dup_parts.append(_duplicates(ids, decoded.ts_ms) if n > 1 and len(set(ids)) < n else None)
-            msg_gateway.append(gid)
-            msg_received.append(m.received_us)
-            msg_batch_ts.append(decoded.batch_ts_ms * _US_PER_MS)
-            msg_of.append(m)
-            msg_route.append(route)
-            msg_ids.append(ids)
+                batch = decode_fast(m.payload)
+                readings, positions = batch.readings, None
+            except FastDecodeError:
+                # Something in it is wrong: salvage every valid reading, refuse the others.
+                try:
+                    decoded = parse_batch(m.payload)
+                except CodecError as exc:
+                    reject(m, exc.reason, exc.detail, route)
+                    continue
+                for bad in decoded.bad:
+                    reject(m, bad.reason, bad.detail, route, sensor=bad.sensor, reading_index=bad.index)
+                readings = [
+                    Reading(s=sid, v=v, q=q, ts=t)
+                    for sid, v, q, t in zip(decoded.sensor_ids, decoded.value.tolist(),
+                                            decoded.quality.tolist(), decoded.ts_ms.tolist())
+                ]
+                positions = decoded.index
+                batch = None
+            if readings:
+                burst.add(m, route, batch.ts if batch is not None else decoded.batch_ts_ms, readings, positions)
 
-        readings = self._validate(
-            idx_parts, ts_parts, value_parts, quality_parts, pos_parts, dup_parts,
-            msg_gateway, msg_received, msg_batch_ts, msg_of, msg_route, msg_ids, reject,
-        )
+        readings = self._validate(burst, reject) if burst.messages else ReadingBatch.empty()
         seen_ids = np.fromiter(seen.keys(), np.int32, len(seen))
         seen_us = np.fromiter(seen.values(), np.int64, len(seen))
         return DecodedChunk(readings, rejected, statuses, seen_ids, seen_us, mids, len(messages))
 
-    def _validate(self, idx_parts, ts_parts, value_parts, quality_parts, pos_parts, dup_parts,
-                  msg_gateway, msg_received, msg_batch_ts, msg_of, msg_route, msg_ids, reject) -> ReadingBatch:
-        if not idx_parts:
-            return ReadingBatch.empty()
+    def _validate(self, burst: _Burst, reject) -> ReadingBatch:
+        """Columns for the whole burst at once, then every check as a mask."""
         table = self.registry.table
         tolerance_us = int(self._limits.clock_skew_tolerance_s * _US_PER_S)
-        counts = np.fromiter((len(p) for p in idx_parts), np.int64, len(idx_parts))
-        msg_no = np.repeat(np.arange(len(idx_parts)), counts)
-        idx = np.fromiter((i for part in idx_parts for i in part), np.int32, int(counts.sum()))
-        ts_ms = np.concatenate(ts_parts)
-        value = np.concatenate(value_parts)
-        quality = np.concatenate(quality_parts)
-        position = np.concatenate(pos_parts)
-        received = np.asarray(msg_received, dtype=np.int64)[msg_no]
+        flat = burst.readings
+        n = len(flat)
+        counts = np.asarray(burst.counts, dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        msg_no = np.repeat(np.arange(counts.shape[0]), counts)
+        idx = np.fromiter(
+            (codes.get(r.s, -1) for codes, rs in zip(burst.codes, burst.lists) for r in rs), np.int32, n
+        )
+        value = np.array([r.v for r in flat], dtype=np.float64).reshape(n)
+        quality = np.array([r.q for r in flat], dtype=np.int16).reshape(n)
+        ts_ms = np.array([r.ts for r in flat], dtype=np.int64).reshape(n)
+        absent = ts_ms == NO_TS
+        ts_ms[absent] = np.repeat(np.asarray(burst.batch_ts_ms, dtype=np.int64), counts)[absent]
+        position = np.arange(n, dtype=np.int64) - np.repeat(starts, counts)
+        for k, pos in burst.positions.items():
+            position[starts[k]:starts[k] + counts[k]] = pos
+        msg_received = np.asarray(burst.received_us, dtype=np.int64)
+        received = msg_received[msg_no]
 
         unknown = idx < 0
         safe = np.where(unknown, 0, idx)
-        wrong_gateway = ~unknown & (table.gateway[safe] != np.asarray(msg_gateway, dtype=np.int32)[msg_no])
+        wrong_gateway = ~unknown & (table.gateway[safe] != np.asarray(burst.gateway_ids, dtype=np.int32)[msg_no])
         inactive = ~unknown & ~wrong_gateway & ~table.active[safe]
+        not_finite = ~np.isfinite(value)  # overflowing literals such as 1e999
 
         # Time: a message cannot arrive before it was sent, so a batch ``ts`` (its send time) ahead
         # of the receive time by more than the tolerance is a gateway clock running fast: every
@@ -209,7 +199,7 @@ class Decoder:
         # forward looks exactly like a slow clock, and real times must not be thrown away. A
         # reading still in the future after that is put at receive time. Both keep the device time.
         device_us = ts_ms * _US_PER_MS
-        offset = (np.asarray(msg_received, dtype=np.int64) - np.asarray(msg_batch_ts, dtype=np.int64))[msg_no]
+        offset = (msg_received - np.asarray(burst.batch_ts_ms, dtype=np.int64) * _US_PER_MS)[msg_no]
         skewed = offset < -tolerance_us
         ts_us = np.where(skewed, device_us + offset, device_us)
         future = ts_us > received + tolerance_us
@@ -217,21 +207,21 @@ class Decoder:
         corrected = skewed | future
         too_old = ~unknown & (ts_us < received - (table.retention_s[safe] * _US_PER_S).astype(np.int64))
 
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        duplicate = np.zeros(idx.shape[0], dtype=bool)
-        if any(d is not None for d in dup_parts):
-            for k, d in enumerate(dup_parts):
-                if d is not None:
-                    duplicate[starts[k] + d] = True
+        duplicate = np.zeros(n, dtype=bool)
+        for k in burst.maybe_duplicates:
+            rs = burst.lists[k]
+            duplicate[starts[k] + _duplicates([r.s for r in rs], ts_ms[starts[k]:starts[k] + counts[k]])] = True
 
-        bad = unknown | wrong_gateway | inactive | too_old | duplicate
+        bad = not_finite | unknown | wrong_gateway | inactive | too_old | duplicate
         if bad.any():
             for i in np.flatnonzero(bad):
                 k = msg_no[i]
-                m, route = msg_of[k], msg_route[k]
-                sensor = msg_ids[k][i - int(starts[k])]
+                m, route = burst.messages[k], burst.routes[k]
+                sensor = flat[i].s
                 where = f"reading {int(position[i])}: sensor {sensor!r}"
-                if unknown[i]:
+                if not_finite[i]:
+                    reason, detail = RejectReason.NOT_A_NUMBER, f"{where} has value {value[i]!r}, not a finite number"
+                elif unknown[i]:
                     reason, detail = RejectReason.UNKNOWN_SENSOR, f"{where} is not registered in enterprise {route.enterprise!r}"
                 elif wrong_gateway[i]:
                     owner = self.registry.gateways.get(int(table.gateway[idx[i]]))
@@ -260,6 +250,44 @@ class Decoder:
             device_ts_us=np.where(corrected, device_us, 0),
             received_us=received,
         )
+
+
+class _Burst:
+    """The decoded readings of a burst's messages, gathered for one columnar pass."""
+
+    __slots__ = ("messages", "routes", "codes", "gateway_ids", "received_us", "batch_ts_ms", "lists",
+                 "readings", "counts", "positions", "maybe_duplicates")
+
+    def __init__(self) -> None:
+        self.messages: list[RawMessage] = []
+        self.routes: list[_Route] = []
+        self.codes: list[dict[str, int]] = []
+        self.gateway_ids: list[int] = []
+        self.received_us: list[int] = []
+        self.batch_ts_ms: list[int] = []
+        self.lists: list[list[Reading]] = []
+        self.readings: list[Reading] = []
+        self.counts: list[int] = []
+        self.positions: dict[int, np.ndarray] = {}  # salvaged messages: original positions
+        self.maybe_duplicates: list[int] = []
+
+    def add(self, m: RawMessage, route: _Route, batch_ts_ms: int, readings: list[Reading],
+            positions: np.ndarray | None) -> None:
+        k = len(self.messages)
+        n = len(readings)
+        self.messages.append(m)
+        self.routes.append(route)
+        self.codes.append(route.sensor_codes)
+        self.gateway_ids.append(route.gateway_id)
+        self.received_us.append(m.received_us)
+        self.batch_ts_ms.append(batch_ts_ms)
+        self.lists.append(readings)
+        self.readings.extend(readings)
+        self.counts.append(n)
+        if positions is not None:
+            self.positions[k] = positions
+        if n > 1 and len({r.s for r in readings}) < n:
+            self.maybe_duplicates.append(k)
 
 
 def _duplicates(ids: list[str], ts_ms: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ async def write_liveness(conn: asyncpg.Connection, seen_us: dict[int, int], now:
         rows = await conn.fetch(
             """UPDATE gateways SET stale = true
                WHERE active AND NOT stale
-                 AND coalesce(last_seen_at, updated_at) < $1 - make_interval(secs => expected_interval_s * $2)
+                 AND coalesce(last_seen_at, updated_at) < $1::timestamptz - make_interval(secs => expected_interval_s * $2::float8)
                RETURNING id""",
             now,
             STALE_FACTOR,

@@ -114,26 +114,15 @@ def registry_import(
     _run(main())
 
 
+from yujing.commands.audit import verify as audit_verify  # noqa: E402
 from yujing.commands.backtest import backtest  # noqa: E402
+from yujing.commands.simulate import simulate  # noqa: E402
 
+audit_app = typer.Typer(help="The alert audit journal.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+audit_app.command("verify")(audit_verify)
 app.command("backtest")(backtest)
-
-
-def _register_optional_commands() -> None:
-    """Commands owned by other packages, registered where present."""
-    import importlib
-
-    for module, name, attr in (("yujing.commands.simulate", "simulate", "simulate"),):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.command(name)(getattr(mod, attr))
-
-
-_register_optional_commands()
+app.command("simulate")(simulate)
 
 
 def main() -> None:  # pragma: no cover

@@ -20,10 +20,11 @@ import prometheus_client
 
 import time
 
+from alerts import AlertFeed, load_policy
+from alerts.service import AlertsService
 from detectors import Engine
 from detectors.rebuild import rebuild
 from domain.errors import FixConfiguration, RetryLater
-from domain.messages import FindingBatch
 from domain.topics import STATUS_FILTER, UP_FILTER
 from ingest import metrics
 from ingest.bridge import MqttBridge
@@ -32,6 +33,7 @@ from ingest.decode import DecodeLimits, Decoder
 from ingest.liveness import run_liveness
 from store.migrate import TIMESCALEDB_MISSING
 from store.registry_watch import RegistryWatcher
+from store.retention import run_retention
 from store.writer import ReadingWriter
 from yujing.detection import Detection, load_detector_config
 from yujing.settings import Settings
@@ -79,7 +81,8 @@ class Service:
         self.bridge: MqttBridge | None = None
         self.decoder: Decoder | None = None
         self.detection: Detection | None = None
-        self.findings: list[FindingBatch] = []  # kept for tests until the alerts stage consumes them
+        self.alerts: AlertsService | None = None
+        self.alert_feed = AlertFeed()
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -102,18 +105,13 @@ class Service:
                 async with pool.acquire() as conn:
                     replayed = await rebuild(engine, conn, now_us(), s.detectors_rebuild_s)
                 log.info("detector state rebuilt", extra={"readings": replayed, "lookback_s": s.detectors_rebuild_s})
-            detection = Detection(engine, self._on_findings, lambda: watcher.snapshot)
-            self.detection = detection
-            bridge = MqttBridge(
-                s.mqtt,
-                s.mqtt_client_id,
-                [UP_FILTER, STATUS_FILTER],
-                session_expiry_s=s.mqtt_session_expiry_s,
-                receive_maximum=s.mqtt_receive_maximum,
-                keepalive_s=s.mqtt_keepalive_s,
-                tls_ca=str(s.mqtt_tls_ca) if s.mqtt_tls_ca else None,
+            self.bridge = bridge = self._bridge()
+            self.alerts = AlertsService(
+                pool, load_policy(s.alerts_config), lambda: watcher.snapshot, time.time, self.alert_feed,
+                mqtt_publish=bridge.publish,
             )
-            self.bridge = bridge
+            detection = Detection(engine, self.alerts.handle, lambda: watcher.snapshot)
+            self.detection = detection
             collector = Collector(ingest, bridge, decoder, ReadingWriter(pool, timeout_s=60), on_chunk=detection.on_chunk)
             self.collector = collector
             if s.metrics_port:
@@ -138,6 +136,8 @@ class Service:
                 tg.create_task(run_liveness(pool, collector.gateway_seen_us, ingest.liveness_check_s), name="liveness"),
                 tg.create_task(self._run_gauges(), name="gauges"),
                 tg.create_task(self.detection.run_ticks(self.settings.detectors_tick_s, now_us), name="detector-ticks"),
+                tg.create_task(self.alerts.run(), name="alerts"),
+                tg.create_task(run_retention(pool, self.settings.retention), name="retention"),
             ]
             collecting = tg.create_task(collector.run(self.stop), name="collector")
             try:
@@ -152,9 +152,17 @@ class Service:
                 for task in background:
                     task.cancel()
 
-    async def _on_findings(self, findings: FindingBatch) -> None:
-        self.findings.append(findings)
-        del self.findings[:-1000]
+    def _bridge(self) -> MqttBridge:
+        s = self.settings
+        return MqttBridge(
+            s.mqtt,
+            s.mqtt_client_id,
+            [UP_FILTER, STATUS_FILTER],
+            session_expiry_s=s.mqtt_session_expiry_s,
+            receive_maximum=s.mqtt_receive_maximum,
+            keepalive_s=s.mqtt_keepalive_s,
+            tls_ca=str(s.mqtt_tls_ca) if s.mqtt_tls_ca else None,
+        )
 
     async def _run_gauges(self) -> None:
         while True:

@@ -5,7 +5,7 @@
 CREATE TABLE regions (
     code        text PRIMARY KEY CHECK (code ~ '^[0-9]{6}$'),   -- GB/T 2260
     name        text NOT NULL,
-    parent      text REFERENCES regions (code),
+    parent      text REFERENCES regions (code) CHECK (parent IS DISTINCT FROM code),
     level       text NOT NULL CHECK (level IN ('province', 'city', 'county')),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -191,7 +191,7 @@ WHERE e.active;
 CREATE VIEW alert_region_colours AS
 WITH RECURSIVE chain (code, ancestor) AS (
     SELECT code, code FROM regions
-    UNION ALL
+    UNION   -- not UNION ALL: a cycle in the parent links (a data error) must end the recursion
     SELECT chain.code, r.parent FROM chain JOIN regions r ON r.code = chain.ancestor WHERE r.parent IS NOT NULL
 ),
 assessed AS (

@@ -50,7 +50,7 @@ def test_cutting_shifts_raise_methane_by_the_stated_uplift(demo_fleet):
     i = _single(demo_fleet, role="face", kind="methane")
     t = START_S + np.arange(0, 3 * 86400, 10.0)
     idx = np.full(t.shape, i)
-    v = sg.finish(demo_fleet.signal, idx, sg.clean_values(demo_fleet.signal, idx, t), np.random.default_rng(0))
+    v = sg.finish(demo_fleet.signal, idx, sg.clean_values(demo_fleet.signal, idx, t), t)
     cutting = sg.SHIFTS.cutting(t) == 1
     h = sg.local_hour(t)
     assert np.all(cutting == (h >= 8))  # 三八制: 00-08 maintenance, 08-24 cutting
@@ -64,7 +64,7 @@ def test_defrost_gives_a_spectral_peak_at_its_period(demo_fleet):
     dt = 60.0
     t = START_S + np.arange(0, 8 * 86400, dt)
     idx = np.full(t.shape, i)
-    v = sg.finish(demo_fleet.signal, idx, sg.clean_values(demo_fleet.signal, idx, t), np.random.default_rng(0))
+    v = sg.finish(demo_fleet.signal, idx, sg.clean_values(demo_fleet.signal, idx, t), t)
     spec = np.abs(np.fft.rfft(v - v.mean()))
     freq = np.fft.rfftfreq(v.shape[0], dt)
     peak_period_s = 1.0 / freq[1:][np.argmax(spec[1:])]
@@ -75,7 +75,7 @@ def test_gas_flow_follows_the_daily_demand_curve(demo_fleet):
     i = _single(demo_fleet, role="line_flow")
     t = START_S + np.arange(0, 86400, 60.0)
     idx = np.full(t.shape, i)
-    v = sg.finish(demo_fleet.signal, idx, sg.clean_values(demo_fleet.signal, idx, t), np.random.default_rng(0))
+    v = sg.finish(demo_fleet.signal, idx, sg.clean_values(demo_fleet.signal, idx, t), t)
     peak_h = sg.local_hour(t[np.argmax(v)])
     biggest = max(sg.DEMAND.peaks, key=lambda p: p[1])[0]
     assert abs(peak_h - biggest) < 0.75
@@ -95,7 +95,7 @@ def test_noise_std_and_resolution_hold():
         t = START_S + np.arange(0, 20000, 1.0)
         idx = np.full(t.shape, i)
         clean = sg.clean_values(fleet.signal, idx, t)
-        v = sg.finish(fleet.signal, idx, clean, rng)
+        v = sg.finish(fleet.signal, idx, clean, t)
         res = fleet.signal.cols["resolution"][i]
         assert np.allclose(v / res, np.round(v / res), atol=1e-6), kind
         inside = (clean > sg.KIND_SIGNALS[kind].lo + 5 * sg.NOISE_STD[kind])  # clipping at zero hides noise

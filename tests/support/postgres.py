@@ -40,7 +40,8 @@ class PrivateCluster:
     def _as_postgres(self, *args: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, cwd="/tmp")
 
-    def init(self) -> None:
+    def init(self, **settings: str) -> None:
+        """initdb, then append ``settings`` (name=value) to postgresql.conf."""
         self._as_postgres(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(
@@ -48,6 +49,8 @@ class PrivateCluster:
                 "shared_preload_libraries = 'timescaledb'\ntimescaledb.max_background_workers = 2\n"
                 "max_worker_processes = 16\nshared_buffers = 256MB\nfsync = on\n"
             )
+            for name, value in settings.items():
+                conf.write(f"{name} = '{value}'\n")
 
     def start(self) -> None:
         self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start")

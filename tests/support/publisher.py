@@ -19,7 +19,7 @@ class Publisher:
             client_id=client_id or f"pub-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
-        self.client.max_inflight_messages_set(1000)
+        self.client.max_inflight_messages_set(0)  # bounded windows make paho 2.2 quadratic
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.1, 1)
         props = Properties(PacketTypes.CONNECT)

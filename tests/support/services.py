@@ -120,8 +120,9 @@ def wait_port(port: int, timeout_s: float = 10.0, up: bool = True) -> None:
 class Broker:
     """A private Mosquitto started from the project's configuration on a free port."""
 
-    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, port: int | None = None, overrides: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
+        self.overrides = overrides or {}
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="yj-broker-"))
         self.proc: subprocess.Popen | None = None
@@ -139,7 +140,12 @@ class Broker:
             text=True,
         ).stdout
         # Tests run the broker in the foreground under our control, never as a daemon.
-        conf.write_text("\n".join(l for l in rendered.splitlines() if not l.startswith(("pid_file", "daemon"))) + "\n")
+        lines = [
+            line for line in rendered.splitlines()
+            if not line.startswith(("pid_file", "daemon")) and line.split(" ", 1)[0] not in self.overrides
+        ]
+        lines += [f"{k} {v}" for k, v in self.overrides.items()]
+        conf.write_text("\n".join(lines) + "\n")
         if not Path(MOSQUITTO).exists():
             raise RuntimeError(f"mosquitto not found at {MOSQUITTO}; run `make setup`")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

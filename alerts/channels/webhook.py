@@ -1,0 +1,28 @@
+"""Generic webhook: POST the notification as JSON (schema ``yujing.notification/1``).
+
+Headers: ``Idempotency-Key`` (stable across retries: receivers deduplicate on it) and
+``X-Yujing-Receiver``. Body: the notification as stored in the outbox — ``idempotency_key``,
+``receiver``, ``kind`` (group | escalation), ``status`` (firing | resolved), ``title``, ``text``,
+``markdown``, ``lang``, ``group_labels`` and ``alerts`` (each as in :mod:`alerts.mqtt_schema`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from alerts.channels.base import classify_http, post_json
+from alerts.policy import WebhookChannel
+
+
+def body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def send(http: httpx.AsyncClient, ch: WebhookChannel, payload: dict[str, Any], timeout_s: float) -> None:
+    headers = {"Idempotency-Key": payload["idempotency_key"], "X-Yujing-Receiver": payload.get("receiver", ""),
+               **dict(ch.headers)}
+    url = payload.get("target_url") or ch.url
+    classify_http(await post_json(http, url, body(payload), headers, timeout_s))

@@ -1,0 +1,56 @@
+"""JSON Schema of the message yujing publishes on ``yj/v1/{enterprise}/{gateway}/alerts``.
+
+One message per alert change worth notifying (opened, grade raised or lowered, latched, reopened,
+resolved), QoS 1, not retained. ``idempotency_key`` (``{alert_key}@{version}``) is stable across
+redeliveries: a gateway that sees a key twice drops the second. ``message`` is the human sentence
+in the policy's language. Times are µs since the Unix epoch (UTC); ``started_at`` is local time
+(Asia/Shanghai) for display.
+"""
+
+from __future__ import annotations
+
+SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://yujing.example/schemas/alert-1.json",
+    "title": "yujing alert message (yujing.alert/1)",
+    "type": "object",
+    "required": ["schema", "idempotency_key", "alert_key", "id", "version", "state", "active", "grade",
+                 "severity", "rule", "subject", "enterprise", "started_us", "updated_us", "message"],
+    "properties": {
+        "schema": {"const": "yujing.alert/1"},
+        "idempotency_key": {"type": "string", "description": "alert_key@version; deduplicate on it"},
+        "alert_key": {"type": "string", "description": "{subject_kind}:{subject id}:{rule}, the alert's identity"},
+        "id": {"type": "integer", "description": "incident id; a raise after close is a new id"},
+        "version": {"type": "integer", "description": "the transition this message reports"},
+        "state": {"enum": ["firing", "acknowledged", "latched", "resolved", "closed"]},
+        "active": {"type": "boolean", "description": "the detector's condition still holds"},
+        "grade": {"enum": ["blue", "yellow", "orange", "red"], "description": "warning colour of the event"},
+        "grade_zh": {"type": "string", "examples": ["红色"]},
+        "level_zh": {"type": "string", "examples": ["一级"]},
+        "severity": {"enum": ["notice", "warning", "alarm", "critical"]},
+        "rule": {"type": "string", "examples": ["limit", "nodata", "compound.fan_off"]},
+        "subject": {
+            "type": "object",
+            "required": ["kind", "id", "code"],
+            "properties": {"kind": {"enum": ["sensor", "gateway", "zone"]}, "id": {"type": "integer"},
+                           "code": {"type": "string"}},
+        },
+        "enterprise": {"type": ["string", "null"]},
+        "region": {"type": ["string", "null"]},
+        "zone": {"type": ["string", "null"]},
+        "gateway": {"type": ["string", "null"]},
+        "kind": {"type": ["string", "null"], "description": "sensor kind (catalog id)"},
+        "value": {"type": ["number", "null"]},
+        "setpoint": {"type": ["number", "null"], "description": "setpoint crossed, or score for statistical rules"},
+        "unit": {"type": ["string", "null"]},
+        "flapping": {"type": "boolean"},
+        "acknowledged_by": {"type": ["string", "null"]},
+        "started_us": {"type": "integer"},
+        "started_at": {"type": "string"},
+        "updated_us": {"type": "integer"},
+        "resolved_us": {"type": ["integer", "null"]},
+        "message": {"type": "string", "examples": ["【红色预警】南昌市 某煤矿 采煤工作面 甲烷 1.62%VOL ≥ 断电值 1.5%VOL，持续 3 分钟"]},
+        "requirement": {"type": ["string", "null"], "description": "what the standard requires"},
+    },
+    "additionalProperties": True,
+}

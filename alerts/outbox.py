@@ -1,0 +1,248 @@
+"""Transactional outbox: notifications are rows written in the transaction that decided them,
+delivered at least once by a worker holding a lease, retried with capped jittered backoff.
+
+Crash semantics. A worker claims rows by setting a lease (``lease_until_us``), sends, then marks
+them delivered. If it dies before sending, the lease expires and another pass sends the row: no
+loss, no duplicate. If it dies after the receiver accepted the message but before the row was
+marked, the row is sent again with the same ``idempotency_key``: this is the only duplicate a
+crash can cause, and receivers can drop it by the key (``Idempotency-Key`` header, e-mail
+``Message-ID``). Rows are never deleted by delivery; ``failed`` rows (permanent errors, or still
+failing after ``give_up_after``) stay for inspection and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from alerts.channels import DeliveryError, Sender
+from alerts.policy import (
+    Channel,
+    DingTalkChannel,
+    Policy,
+    WebhookChannel,
+    WeComChannel,
+)
+
+log = logging.getLogger("yujing.alerts.outbox")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewNotification:
+    idempotency_key: str
+    receiver: str
+    channel: str
+    channel_type: str
+    payload: dict[str, Any]
+    alert_ids: tuple[int, ...]
+    target: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    idempotency_key: str
+    receiver: str
+    channel: str
+    channel_type: str
+    target: dict[str, Any] | None
+    payload: dict[str, Any]
+    attempts: int
+    created_us: int
+
+
+async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewNotification], now_us: int) -> int:
+    """Insert notifications (the caller's transaction); an existing key is left alone."""
+    if not rows:
+        return 0
+    result = await conn.fetch(
+        """INSERT INTO alert_outbox (idempotency_key, receiver, channel, channel_type, target, payload, alert_ids,
+                                     created_us, next_attempt_us)
+           SELECT k, r, c, t, tg::jsonb, p::jsonb, string_to_array(a, ',')::bigint[], $8, $8
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                AS u(k, r, c, t, tg, p, a)
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id""",
+        [n.idempotency_key for n in rows], [n.receiver for n in rows], [n.channel for n in rows],
+        [n.channel_type for n in rows],
+        [json.dumps(n.target, ensure_ascii=False) if n.target is not None else None for n in rows],
+        [json.dumps(n.payload, ensure_ascii=False) for n in rows],
+        [",".join(map(str, n.alert_ids)) for n in rows], now_us,
+    )
+    return len(result)
+
+
+async def claim(conn: asyncpg.Connection, owner: str, now_us: int, lease_s: float, limit: int) -> list[Claimed]:
+    rows = await conn.fetch(
+        """UPDATE alert_outbox SET lease_until_us = $2, lease_owner = $3, attempts = attempts + 1
+           WHERE id IN (SELECT id FROM alert_outbox
+                        WHERE state = 'pending' AND next_attempt_us <= $1
+                          AND (lease_until_us IS NULL OR lease_until_us <= $1)
+                        ORDER BY next_attempt_us, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING id, idempotency_key, receiver, channel, channel_type, target::text AS target,
+                     payload::text AS payload, attempts, created_us""",
+        now_us, now_us + int(lease_s * 1e6), owner, limit,
+    )
+    out = [
+        Claimed(r["id"], r["idempotency_key"], r["receiver"], r["channel"], r["channel_type"],
+                json.loads(r["target"]) if r["target"] else None, json.loads(r["payload"]), r["attempts"],
+                r["created_us"])
+        for r in rows
+    ]
+    out.sort(key=lambda c: c.id)
+    return out
+
+
+async def mark_delivered(conn: asyncpg.Connection, row_id: int, owner: str, now_us: int) -> None:
+    await conn.execute(
+        "UPDATE alert_outbox SET state = 'delivered', delivered_us = $3, lease_until_us = NULL, last_error = NULL"
+        " WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
+        row_id, owner, now_us,
+    )
+
+
+async def mark_retry(conn: asyncpg.Connection, row_id: int, owner: str, next_attempt_us: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE alert_outbox SET next_attempt_us = $3, lease_until_us = NULL, last_error = $4"
+        " WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
+        row_id, owner, next_attempt_us, error[:1000],
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, row_id: int, owner: str, error: str) -> None:
+    await conn.execute(
+        "UPDATE alert_outbox SET state = 'failed', lease_until_us = NULL, last_error = $3"
+        " WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
+        row_id, owner, error[:1000],
+    )
+
+
+def backoff_s(attempts: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Capped exponential backoff with jitter in [½, 1] of the capped delay."""
+    capped = min(max_s, initial_s * (2 ** max(0, attempts - 1)))
+    return capped * (0.5 + 0.5 * rng.random())
+
+
+def contact_channel(target: dict[str, Any]) -> Channel | None:
+    """A channel for a registry contact (escalation to an enterprise's safety officer)."""
+    url = target.get("url")
+    if target.get("type") == "dingtalk" and url:
+        return DingTalkChannel(name="contact", url=url, secret=target.get("secret"))
+    if target.get("type") == "wecom" and url:
+        return WeComChannel(name="contact", url=url)
+    if target.get("type") == "webhook" and url:
+        return WebhookChannel(name="contact", url=url)
+    return None
+
+
+@dataclasses.dataclass
+class DeliveryStats:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class Deliverer:
+    """Delivers due outbox rows; one pass per :meth:`deliver_due`, forever in :meth:`run`."""
+
+    def __init__(self, pool: asyncpg.Pool, policy: Policy, sender: Sender, clock: Callable[[], float],
+                 owner: str, rng: random.Random | None = None) -> None:
+        self.pool = pool
+        self.policy = policy
+        self.sender = sender
+        self.clock = clock
+        self.owner = owner
+        self.rng = rng or random.Random()
+        self.stats = DeliveryStats()
+        self._last_error: dict[str, str] = {}
+
+    def _now_us(self) -> int:
+        return int(self.clock() * 1e6)
+
+    def _channel(self, row: Claimed) -> Channel | None:
+        if row.channel.startswith("contact:"):
+            return contact_channel(row.target or {})
+        receiver = self.policy.receivers.get(row.receiver)
+        return receiver.channel(row.channel) if receiver else None
+
+    async def deliver_due(self) -> int:
+        """Claim what is due and deliver it concurrently; returns how many rows were attempted."""
+        async with self.pool.acquire() as conn:
+            rows = await claim(conn, self.owner, self._now_us(), self.policy.outbox.lease_s,
+                               self.policy.outbox.concurrency * 4)
+        if not rows:
+            return 0
+        sem = asyncio.Semaphore(self.policy.outbox.concurrency)
+
+        async def one(row: Claimed) -> None:
+            async with sem:
+                await self._deliver(row)
+
+        await asyncio.gather(*(one(r) for r in rows))
+        return len(rows)
+
+    async def _deliver(self, row: Claimed) -> None:
+        channel = self._channel(row)
+        error: DeliveryError | None = None
+        if channel is None:
+            error = DeliveryError(f"receiver {row.receiver!r} channel {row.channel!r} is not in the policy", False)
+        else:
+            try:
+                await self.sender.send(channel, row.payload)
+            except DeliveryError as exc:
+                error = exc
+            except Exception as exc:  # one notification: a bug in a channel must not stop the others
+                log.exception("channel %s raised unexpectedly for %s", row.channel_type, row.idempotency_key)
+                error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
+        now = self._now_us()
+        async with self.pool.acquire() as conn:
+            if error is None:
+                await mark_delivered(conn, row.id, self.owner, now)
+                self.stats.delivered += 1
+                self._last_error.pop(f"{row.receiver}/{row.channel}", None)
+                return
+            where = f"{row.receiver}/{row.channel}"
+            if self._last_error.get(where) != str(error):  # log when the error changes, not every attempt
+                log.warning("notification %s via %s failed (%s): %s", row.idempotency_key, where,
+                            "will retry" if error.retryable else "permanent", error)
+                self._last_error[where] = str(error)
+            too_old = now - row.created_us >= self.policy.outbox.give_up_after_s * 1e6
+            if error.retryable and not too_old:
+                delay = backoff_s(row.attempts, self.policy.outbox.backoff_initial_s,
+                                  self.policy.outbox.backoff_max_s, self.rng)
+                if error.retry_after_s:
+                    delay = max(delay, min(error.retry_after_s, self.policy.outbox.backoff_max_s))
+                await mark_retry(conn, row.id, self.owner, now + int(delay * 1e6), str(error))
+                self.stats.retried += 1
+            else:
+                await mark_failed(conn, row.id, self.owner, str(error))
+                self.stats.failed += 1
+
+    async def run(self, wake: asyncio.Event | None = None, idle_s: float = 0.5) -> None:
+        """Deliver until cancelled; ``wake`` shortens the idle wait when new rows are enqueued."""
+        while True:
+            n = 0
+            try:
+                n = await self.deliver_due()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox pass failed, retrying: %s", exc)
+                await asyncio.sleep(idle_s)
+            except Exception:  # one pass; never the loop
+                log.exception("outbox pass failed unexpectedly")
+                await asyncio.sleep(idle_s)
+            if n:
+                continue
+            if wake is None:
+                await asyncio.sleep(idle_s)
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), idle_s)
+            except TimeoutError:
+                pass
+            wake.clear()

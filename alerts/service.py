@@ -1,0 +1,485 @@
+"""The alerts service: findings in, graded alerts and notifications out.
+
+``handle(findings)`` is what the ingest pipeline calls: it applies one batch of findings to the
+alerts in one transaction (grading, lifecycle, spread upgrades, routing into groups, journal) and
+returns once that is committed — it never waits for a notification to be delivered. ``run()``
+runs the loops until cancelled, in one TaskGroup: the *ticker* (route operator changes, fire due
+timers — shelving expiry, flapping end, persistence upgrades, escalation, auto-close — flush due
+groups, publish journal entries to the live feed, write the journal anchor) and the *outbox
+deliverer*. ``tick(now_us)`` runs one ticker pass, which is what tests drive with a fake clock.
+
+The pipeline, in order (one place, as Alertmanager's ``notify.BuildPipeline``):
+
+    findings ─▶ grade ─▶ lifecycle ─▶ spread ─▶ route into groups            (handle, one tx)
+    timers   ─▶ lifecycle ─▶ escalate (outbox) ─▶ route                      (tick, one tx)
+    groups   ─▶ mute (shelved, silenced, maintenance) ─▶ inhibit ─▶ render ─▶ outbox   (tick, one tx)
+    outbox   ─▶ channel ─▶ mark delivered | retry with backoff | failed       (deliverer)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+
+import asyncpg
+import httpx
+
+from alerts import journal, lifecycle, notify, records
+from alerts.channels import Sender
+from alerts.colours import Colour
+from alerts.dispatch import Dispatcher
+from alerts.escalation import Escalator
+from alerts.feed import AlertFeed
+from alerts.grading import Grader
+from alerts.labels import labels_for, subject_of
+from alerts.lifecycle import OPEN_STATES, Alert, Change, State, alert_key
+from alerts.outbox import Deliverer, NewNotification, enqueue
+from alerts.policy import Policy
+from alerts.silences import Muter, list_silences, maintenance_active
+from domain.messages import Finding, FindingBatch
+from domain.registry import RegistrySnapshot
+from domain.severity import FindingEvent, SubjectKind
+
+log = logging.getLogger("yujing.alerts")
+
+MUTED_RECHECK_S = 30.0
+TIMER_BATCH = 1000
+FLUSH_BATCH = 500
+
+_Rec = tuple[Alert, Change, int, dict]  # alert, change, version after it, snapshot after it
+
+
+def _record(out: list[_Rec], alert: Alert, change: Change) -> None:
+    out.append((alert, change, alert.version, alert.snapshot()))
+
+
+@dataclasses.dataclass
+class ServiceStats:
+    findings: int = 0
+    replayed: int = 0  # findings ignored as replays of ones already applied
+    opened: int = 0
+    transitions: int = 0
+    escalations: int = 0
+    feed_events: int = 0
+
+
+class AlertsService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        policy: Policy,
+        registry: Callable[[], RegistrySnapshot],
+        clock: Callable[[], float],
+        feed: AlertFeed,
+        mqtt_publish: Callable[[str, bytes], None] | None = None,
+        *,
+        http: httpx.AsyncClient | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.policy = policy
+        self.registry = registry
+        self.clock = clock
+        self.feed = feed
+        self.mqtt_publish = mqtt_publish
+        self.grader = Grader(policy.grading)
+        self.dispatcher = Dispatcher(policy, self.grader, registry, mqtt_enabled=mqtt_publish is not None)
+        self.escalator = Escalator(policy, registry)
+        self.stats = ServiceStats()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._http = http
+        self._own_http = http is None
+        self._sender: Sender | None = None
+        self.deliverer: Deliverer | None = None
+        self._wake_tick = asyncio.Event()
+        self._wake_outbox = asyncio.Event()
+        self._feed_seq: int | None = None
+        self._muting: frozenset = frozenset()
+        self._anchor = journal.Anchor(policy.anchor_dir) if policy.anchor_dir else None
+        for w in policy.warnings:
+            log.warning("alerts policy: %s", w)
+
+    # ------------------------------------------------------------------ helpers
+
+    def now_us(self) -> int:
+        return int(self.clock() * 1e6)
+
+    def _grade(self, industry: str | None, kind: str, location_class: str, enterprise: str | None,
+               kind_id: int, rule: str, severity):
+        return self.grader.grade(industry or "", kind or "", rule, severity, location_class or "",
+                                 SubjectKind(kind_id).name.lower(), enterprise or "")
+
+    def _latch(self, alert: Alert) -> bool:
+        rule = self.grader.rule_named(alert.grading_rule)
+        if rule is not None and rule.latch is not None:
+            return rule.latch
+        return alert.peak_grade in self.policy.lifecycle.latch_colours
+
+    def _next_timer(self, alert: Alert) -> int | None:
+        """The next time something may happen to the alert without a new finding."""
+        if alert.state is State.CLOSED:
+            return None
+        due: list[int] = []
+        if alert.shelved_until_us is not None:
+            due.append(alert.shelved_until_us)
+        fl = self.policy.lifecycle.flapping
+        if alert.flapping and fl is not None:
+            last = max(alert.flap_changes_us) if alert.flap_changes_us else alert.updated_us
+            due.append(last + int(fl.quiet_s * 1e6))
+        rule = self.grader.rule_named(alert.grading_rule)
+        if (rule is not None and rule.persist is not None and alert.active and alert.state in OPEN_STATES
+                and alert.grade < rule.persist.colour and alert.base_grade == rule.colour):
+            due.append(alert.grade_since_us + int(rule.persist.after_s * 1e6))
+        esc = self.escalator.due_us(alert)
+        if esc is not None:
+            due.append(esc)
+        lc = self.policy.lifecycle
+        if alert.state is State.RESOLVED and lc.auto_close_after_s is not None and (alert.acked or not lc.auto_close_require_ack):
+            due.append((alert.resolved_us or alert.updated_us) + int(lc.auto_close_after_s * 1e6))
+        return min(due) if due else None
+
+    def _new_alert(self, f: Finding, registry: RegistrySnapshot, now_us: int) -> Alert:
+        s = subject_of(registry, f.subject_kind, f.subject)
+        key = alert_key(f.subject_kind, f.subject, f.rule)
+        g = self._grade(s.industry, s.kind, s.location_class, s.enterprise, f.subject_kind, f.rule, f.severity)
+        value = f.value if f.value == f.value else None
+        setpoint = f.setpoint if f.setpoint == f.setpoint else None
+        return Alert(
+            id=0, alert_key=key, subject_kind=int(f.subject_kind), subject=f.subject, rule=f.rule,
+            enterprise=s.enterprise, region=s.region, regions=s.regions, industry=s.industry, kind=s.kind,
+            gateway=s.gateway, zone=s.zone,
+            labels=labels_for(key, f.subject_kind, f.subject, f.rule, s, g.colour.id, f.severity),
+            grading_rule=g.rule.name if g.rule else None, state=State.FIRING, active=True, grade=g.colour,
+            base_grade=g.colour, peak_grade=g.colour, upgraded=None, severity=f.severity,
+            finding_event=f.event, finding_ts_us=f.ts_us, value=value, setpoint=setpoint, peak_value=value,
+            started_us=now_us, grade_since_us=now_us, unacked_since_us=now_us, updated_us=now_us,
+        )
+
+    # ------------------------------------------------------------------ findings
+
+    async def handle(self, findings: FindingBatch) -> None:
+        """Apply a batch of findings durably; returns once committed (never waits on delivery)."""
+        n = len(findings)
+        if n == 0:
+            return
+        self.stats.findings += n
+        now_us = self.now_us()
+        registry = self.registry()
+        rows = sorted(findings.rows(), key=lambda f: f.ts_us)  # stable: same-ts findings keep their order
+        idents = list(dict.fromkeys((int(f.subject_kind), f.subject, f.rule) for f in rows))
+        async with self.pool.acquire() as conn, conn.transaction():
+            latest = await records.latest_for_identities(
+                conn, [i[0] for i in idents], [i[1] for i in idents], [i[2] for i in idents]
+            )
+            new: dict[tuple, Alert] = {}
+            touched: dict[int, Alert] = {}  # existing alerts changed in any way
+            changes: list[_Rec] = []
+            for f in rows:
+                ident = (int(f.subject_kind), f.subject, f.rule)
+                alert = new.get(ident) or latest.get(ident)
+                if alert is not None and (
+                    f.ts_us < alert.finding_ts_us
+                    or (f.ts_us == alert.finding_ts_us and f.event == alert.finding_event and f.severity == alert.severity)
+                ):
+                    self.stats.replayed += 1
+                    continue
+                if alert is None or alert.state is State.CLOSED:
+                    if f.event is FindingEvent.CLEAR:
+                        continue
+                    alert = self._new_alert(f, registry, now_us)
+                    new[ident] = alert
+                    self.stats.opened += 1
+                    _record(changes, alert, Change("opened", lifecycle.SYSTEM, {
+                        "rule": f.rule, "severity": f.severity.name.lower(), "grade": alert.grade.id,
+                        "grading_rule": alert.grading_rule, "ts_us": f.ts_us,
+                        "value": alert.value, "setpoint": alert.setpoint}, notify=True))
+                    continue
+                g = self._grade(alert.industry, alert.kind, alert.labels.get("location_class", ""), alert.enterprise,
+                                f.subject_kind, f.rule, f.severity)
+                change = lifecycle.on_finding(alert, f.event, f.severity, f.ts_us, f.value, f.setpoint, g.colour, now_us,
+                                              latch=self._latch(alert), flapping=self.policy.lifecycle.flapping)
+                if f.event is not FindingEvent.CLEAR and g.rule is not None:
+                    alert.grading_rule = g.rule.name
+                if alert.id:
+                    touched[alert.id] = alert
+                if change is not None:
+                    _record(changes, alert, change)
+            for alert in await self._spread(conn, list(new.values()) + list(touched.values()), now_us, changes):
+                if alert.id:
+                    touched[alert.id] = alert
+            await self._commit(conn, list(new.values()), list(touched.values()), changes, now_us)
+        self._wake_tick.set()
+
+    async def _spread(self, conn: asyncpg.Connection, alerts: Sequence[Alert], now_us: int,
+                      changes: list[_Rec]) -> list[Alert]:
+        """Several points of one zone under the same spreading rule: raise them all (and lower
+        them again when the condition no longer spreads)."""
+        keys = {}
+        for a in alerts:
+            rule = self.grader.rule_named(a.grading_rule)
+            if rule is not None and rule.spread is not None and a.zone and a.subject_kind == SubjectKind.SENSOR:
+                keys[(a.zone, rule.name)] = rule
+        if not keys:
+            return []
+        mine = {a.id: a for a in alerts if a.id}
+        fresh = [a for a in alerts if not a.id]
+        others = await records.fetch(
+            conn,
+            "state <> 'closed' AND subject_kind = 1 AND zone = ANY($1::int[]) AND grading_rule = ANY($2::text[])"
+            " AND NOT (id = ANY($3::bigint[])) ORDER BY id FOR UPDATE",
+            sorted({z for z, _ in keys}), sorted({r for _, r in keys}), sorted(mine),
+        )
+        pool = {a.id: a for a in others} | mine
+        members: dict[tuple, list[Alert]] = {}
+        for a in [*pool.values(), *fresh]:
+            k = (a.zone, a.grading_rule)
+            if k in keys and a.state is not State.CLOSED:
+                members.setdefault(k, []).append(a)
+        out = []
+        for k, group in members.items():
+            rule = keys[k]
+            live = [a for a in group if a.active and a.state in OPEN_STATES]
+            if len(live) >= rule.spread.points:
+                for a in live:
+                    ch = lifecycle.upgrade(a, rule.spread.colour, "spread", now_us)
+                    if ch is not None:
+                        ch.detail["points"] = len(live)
+                        _record(changes, a, ch)
+                        out.append(a)
+            else:
+                for a in group:
+                    if a.upgraded == "spread" and a.active and a.grade > a.base_grade:
+                        a.upgraded = None
+                        _record(changes, a, lifecycle._regrade(a, a.base_grade, now_us, reason="spread ended"))
+                        out.append(a)
+        return out
+
+    async def _commit(self, conn: asyncpg.Connection, new: Sequence[Alert], touched: Sequence[Alert],
+                      changes: Sequence[_Rec], now_us: int, schedule: bool = True) -> None:
+        if schedule:
+            for a in [*new, *touched]:
+                a.timer_due_us = self._next_timer(a)
+        await records.insert(conn, new)
+        notify_changes = {}
+        for a, c, _, _ in changes:
+            if c.notify:
+                prev = notify_changes.get(id(a))
+                notify_changes[id(a)] = (a, c.urgent or (prev[1] if prev else False))
+        await self.dispatcher.route(conn, list(notify_changes.values()), now_us)
+        await records.update(conn, touched)
+        await journal.append(conn, [
+            journal.Entry(now_us, a.id, a.alert_key, version, c.action, c.actor, {**c.detail, "alert": snap})
+            for a, c, version, snap in changes
+        ])
+        self.stats.transitions += len(changes)
+
+    # ------------------------------------------------------------------ ticker
+
+    async def tick(self, now_us: int | None = None) -> dict[str, int]:
+        """One pass of the ticker loop; returns what it did (for tests and metrics)."""
+        now = self.now_us() if now_us is None else now_us
+        done = {"routed": 0, "timers": 0, "outbox": 0, "feed": 0}
+        async with self.pool.acquire() as conn:
+            silences = await list_silences(conn, active_at_us=now)
+            muter = Muter(silences, self.policy.maintenance)
+            muting = frozenset(s.id for s in silences) | frozenset(
+                m.name for m in self.policy.maintenance if maintenance_active(m, now))
+            if self._muting - muting:  # a silence or window ended: release what it held, now
+                await conn.execute(
+                    """UPDATE alert_groups g SET next_due_us = $1 WHERE (g.next_due_us IS NULL OR g.next_due_us > $1)
+                         AND EXISTS (SELECT 1 FROM alert_group_members m JOIN alerts a ON a.id = m.alert_id
+                                     WHERE m.group_id = g.id AND a.notify_version > m.notified_version)""", now)
+            self._muting = muting
+            done["routed"] = await self._route_pending(conn, now)
+            done["timers"] = await self._timers(conn, now, muter)
+            while True:
+                async with conn.transaction():
+                    groups, written = await self.dispatcher.flush_due(conn, now, muter, FLUSH_BATCH)
+                done["outbox"] += written
+                if groups < FLUSH_BATCH:
+                    break
+            done["feed"] = await self._publish_feed(conn)
+            if self._anchor is not None:
+                await self._anchor.write(conn, now)
+        if done["outbox"]:
+            self._wake_outbox.set()
+        return done
+
+    async def _route_pending(self, conn: asyncpg.Connection, now_us: int) -> int:
+        """Route changes made by operator transitions (they bump notify_version, not groups)."""
+        total = 0
+        while True:
+            async with conn.transaction():
+                alerts = await records.fetch(conn, "notify_version > routed_version ORDER BY id LIMIT 1000",
+                                             for_update=True)
+                if not alerts:
+                    return total
+                await self.dispatcher.route(conn, [(a, False) for a in alerts], now_us)
+                await conn.execute(
+                    "UPDATE alerts a SET routed_version = u.v FROM unnest($1::bigint[], $2::int[]) AS u(id, v)"
+                    " WHERE a.id = u.id",
+                    [a.id for a in alerts], [a.notify_version for a in alerts],
+                )
+                total += len(alerts)
+
+    async def _timers(self, conn: asyncpg.Connection, now_us: int, muter: Muter) -> int:
+        total = 0
+        while True:
+            async with conn.transaction():
+                alerts = await records.fetch(
+                    conn, "state <> 'closed' AND timer_due_us <= $1 ORDER BY id LIMIT $2", now_us, TIMER_BATCH,
+                    for_update=True,
+                )
+                if not alerts:
+                    return total
+                changes: list[_Rec] = []
+                outbox: list[NewNotification] = []
+                for a in alerts:
+                    await self._fire_timers(conn, a, now_us, muter, outbox, changes)
+                await self._commit(conn, [], alerts, changes, now_us, schedule=False)
+                if outbox:
+                    await enqueue(conn, outbox, now_us)
+                    self._wake_outbox.set()
+                total += len(alerts)
+
+    async def _fire_timers(self, conn: asyncpg.Connection, a: Alert, now_us: int, muter: Muter,
+                           outbox: list[NewNotification], out: list[_Rec]) -> None:
+        if a.shelved_until_us is not None and a.shelved_until_us <= now_us:
+            _record(out, a, lifecycle.shelve_expired(a, now_us))
+        fl = self.policy.lifecycle.flapping
+        if a.flapping and fl is not None:
+            last = max(a.flap_changes_us) if a.flap_changes_us else a.updated_us
+            if last + int(fl.quiet_s * 1e6) <= now_us:
+                _record(out, a, lifecycle.flapping_ended(a, now_us, self._latch(a)))
+        rule = self.grader.rule_named(a.grading_rule)
+        if (rule is not None and rule.persist is not None and a.base_grade == rule.colour
+                and a.grade_since_us + int(rule.persist.after_s * 1e6) <= now_us):
+            ch = lifecycle.upgrade(a, rule.persist.colour, "persist", now_us)
+            if ch is not None:
+                ch.detail["after_s"] = rule.persist.after_s
+                _record(out, a, ch)
+        muted_until = None
+        while (due := self.escalator.due_us(a)) is not None and due <= now_us:
+            why = muter.muted_by(a, now_us)
+            if why:
+                muted_until = now_us + int(MUTED_RECHECK_S * 1e6)
+                break
+            _record(out, a, await self._escalate(conn, a, now_us, outbox))
+        lc = self.policy.lifecycle
+        if (a.state is State.RESOLVED and lc.auto_close_after_s is not None
+                and (a.acked or not lc.auto_close_require_ack)
+                and (a.resolved_us or a.updated_us) + int(lc.auto_close_after_s * 1e6) <= now_us):
+            _record(out, a, lifecycle.auto_closed(a, now_us))
+        nxt = self._next_timer(a)
+        if muted_until is not None:
+            nxt = muted_until if nxt is None or nxt <= now_us else min(nxt, muted_until)
+        if nxt is not None and nxt <= now_us:  # never spin on a timer that fired and did nothing
+            nxt = now_us + 1_000_000
+        a.timer_due_us = nxt
+
+    async def _escalate(self, conn: asyncpg.Connection, a: Alert, now_us: int,
+                        outbox: list[NewNotification]) -> Change:
+        index = a.escalation_step
+        targets = await self.escalator.targets(conn, a, index)
+        change = lifecycle.escalated(a, index + 1, [t.label for t in targets], now_us)
+        self.stats.escalations += 1
+        if not targets:
+            return change
+        registry = self.registry()
+        base = f"{a.alert_key}@{a.version}:esc{index + 1}"
+        unacked_s = (now_us - (a.unacked_since_us or now_us)) / 1e6
+        for t in targets:
+            esc = {"step": index + 1, "target": t.label, "target_zh": t.label_zh, "unacked_s": unacked_s}
+            if t.receiver is not None:
+                receiver = self.policy.receivers[t.receiver]
+                payload = notify.build("escalation", base, receiver.name, [a], registry, self.grader,
+                                       self.policy.language, now_us, escalation=esc)
+                outbox.extend(notify.rows_for_receiver(receiver, base, payload, [a], False, lambda _a: None))
+            elif t.contact is not None:
+                key = f"{base}:contact:{t.contact['url']}"
+                payload = notify.build("escalation", key, f"enterprise:{a.enterprise}", [a], registry, self.grader,
+                                       self.policy.language, now_us, escalation=esc)
+                outbox.append(NewNotification(
+                    idempotency_key=key, receiver=f"enterprise:{a.enterprise}", channel=f"contact:{t.contact['role']}",
+                    channel_type=t.contact["type"], payload=payload, alert_ids=(a.id,), target=t.contact,
+                ))
+        return change
+
+    async def _publish_feed(self, conn: asyncpg.Connection) -> int:
+        if self._feed_seq is None:
+            self._feed_seq = await conn.fetchval("SELECT seq FROM alert_journal_head WHERE singleton")
+            return 0
+        rows = await conn.fetch(
+            "SELECT seq, at_us, alert_id, alert_key, version, action, actor, detail FROM alert_journal"
+            " WHERE seq > $1 ORDER BY seq LIMIT 10000", self._feed_seq,
+        )
+        for r in rows:
+            detail = json.loads(r["detail"])
+            self.feed.publish({
+                "type": "alert" if r["alert_id"] is not None else "silence",
+                "seq": r["seq"], "at_us": r["at_us"], "alert_id": r["alert_id"], "alert_key": r["alert_key"],
+                "version": r["version"], "action": r["action"], "actor": r["actor"],
+                "enterprise": (detail.get("alert") or {}).get("enterprise"), "detail": detail,
+            })
+        if rows:
+            self._feed_seq = rows[-1]["seq"]
+            self.stats.feed_events += len(rows)
+        return len(rows)
+
+    # ------------------------------------------------------------------ loops
+
+    def _deliverer(self) -> Deliverer:
+        if self.deliverer is None:
+            if self._http is None:
+                self._http = httpx.AsyncClient(timeout=self.policy.outbox.timeout_s)
+            self._sender = Sender(self._http, self.mqtt_publish, self.clock, self.policy.outbox.timeout_s)
+            self.deliverer = Deliverer(self.pool, self.policy, self._sender, self.clock, self.owner)
+        return self.deliverer
+
+    async def deliver(self) -> int:
+        """One outbox pass (tests); returns how many rows were attempted."""
+        return await self._deliverer().deliver_due()
+
+    async def _run_ticker(self) -> None:
+        async with self.pool.acquire() as conn:  # start the feed at the current head
+            self._feed_seq = await conn.fetchval("SELECT seq FROM alert_journal_head WHERE singleton")
+        while True:
+            self._wake_tick.clear()
+            try:
+                await self.tick()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("alerts tick failed, retrying: %s", exc)
+            except Exception:  # one pass; its transactions rolled back, the next pass retries
+                log.exception("alerts tick failed unexpectedly")
+            try:
+                await asyncio.wait_for(self._wake_tick.wait(), self.policy.tick_s)
+            except TimeoutError:
+                pass
+
+    async def run(self) -> None:
+        """Run the ticker and the outbox deliverer until cancelled."""
+        deliverer = self._deliverer()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._run_ticker(), name="alerts-ticker")
+                tg.create_task(deliverer.run(self._wake_outbox, idle_s=self.policy.tick_s), name="alerts-outbox")
+        finally:
+            if self._own_http and self._http is not None:
+                await self._http.aclose()
+                self._http = None
+                self.deliverer = None
+
+    async def aclose(self) -> None:
+        if self._own_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+            self.deliverer = None
+
+
+def colour_of(grade: int) -> Colour:
+    return Colour(grade)
