@@ -28,6 +28,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,7 @@ SENSORS_PER_GATEWAY = 50
 ENTERPRISES = 20
 EXPECTED_RATE = 150_000  # readings/s the bench deployment is sized for (sets the chunk interval)
 COPY_ROWS = 50_000
-MAX_PENDING = 20_000  # unacknowledged messages per publisher process
+MAX_PENDING = 20_000  # unacknowledged messages per publisher process (< 65,535 packet ids)
 PG_TUNING = {  # what deploy/setup/pgtune.sh sets on the machine's server
     "shared_buffers": "4GB",
     "max_wal_size": "4GB",
@@ -91,73 +92,146 @@ def registry_yaml() -> str:
 # --- publishers (separate processes) ---------------------------------------------------------
 
 
+class RawPublisher:
+    """A minimal MQTT 3.1.1 QoS 1 publisher for load generation: pre-built PUBLISH packets written
+    straight to the socket, PUBACKs counted by a reader thread. paho-mqtt costs ~50 µs of CPU per
+    publish, which on a 2-core machine would take the CPU the system under test needs; this costs
+    a few µs. (``mosquitto_pub`` cannot drive the broker either: MEASUREMENTS.md.)"""
+
+    def __init__(self, port: int, client_id: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cid = client_id.encode()
+        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        if self._recv_exact(4)[:1] != b"\x20":
+            raise RuntimeError("broker refused the connection")
+        self.acked = 0
+        self.sent = 0
+        self._mid = 0
+        self._out: list[bytes] = []
+        self._reader = threading.Thread(target=self._read_acks, daemon=True)
+        self._reader.start()
+
+    def _recv_exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            buf += chunk
+        return buf
+
+    def _read_acks(self) -> None:
+        pending = b""
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return
+                pending += data
+                # PUBACK is 4 bytes (0x40 0x02 id id); PINGRESP 2 bytes (0xd0 0x00)
+                i = 0
+                while len(pending) - i >= 2:
+                    size = 2 + pending[i + 1]
+                    if len(pending) - i < size:
+                        break
+                    if pending[i] == 0x40:
+                        self.acked += 1
+                    i += size
+                pending = pending[i:]
+        except OSError:
+            return
+
+    def publish(self, topic: bytes, payload: bytes) -> None:
+        self._mid = self._mid % 65535 + 1
+        head = len(topic).to_bytes(2, "big") + topic + self._mid.to_bytes(2, "big")
+        self._out.append(b"\x32" + _varint(len(head) + len(payload)) + head + payload)
+        self.sent += 1
+        if len(self._out) >= 32:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._out:
+            self.sock.sendall(b"".join(self._out))
+            self._out.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        self.sock.close()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def publish_process(port: int, gateways: list[tuple[str, str]], per_message: int, rate_msgs_s: float,
                     duration_s: float, published: mp.Value, acked: mp.Value, seed: int) -> None:
-    """Publish for ``duration_s`` at ``rate_msgs_s`` (0: as fast as the client goes)."""
-    import paho.mqtt.client as mqtt
+    """Publish for ``duration_s`` at ``rate_msgs_s`` (0: as fast as it goes).
 
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"bench-pub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
-    # paho 2.2 rescans its stored messages on every PUBACK when its in-flight window is bounded
-    # (quadratic at these rates): leave paho's window open and bound what is unacknowledged here.
-    client.max_inflight_messages_set(0)
-    client.max_queued_messages_set(0)
-    lock = threading.Lock()
-    acks = [0]
-
-    def on_publish(c, u, mid, rc, props):
-        with lock:
-            acks[0] += 1
-
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", port, keepalive=60)
-    client.loop_start()
+    Payloads are the codec's own bytes (``encode_batch``), prepared per gateway in a few value
+    variants; only the batch ``ts`` is spliced in per message, strictly increasing per gateway so
+    that every reading has its own (sensor, ts)."""
+    pub = RawPublisher(port, f"bench-pub-{uuid.uuid4().hex[:8]}")
     rng = np.random.default_rng(seed)
-    noise = (25.0 + rng.normal(0, 0.5, 100_003)).round(2).tolist()
-    topics = [up_topic(e, g) for e, g in gateways]
-    codes = [sensor_codes(g) for _, g in gateways]
+    topics, templates = [], []
+    marker = 1_111_111_111_111
+    for e, g in gateways:
+        codes = sensor_codes(g)
+        variants = []
+        for c in range(0, SENSORS_PER_GATEWAY, per_message):
+            ids = codes[c:c + per_message]
+            for _ in range(4):
+                values = (25.0 + rng.normal(0, 0.5, len(ids))).round(2)
+                head, tail = encode_batch(marker, ids, values).split(str(marker).encode())
+                variants.append((head, tail))
+        topics.append(up_topic(e, g).encode())
+        templates.append(variants)
     last_ts = [0] * len(gateways)
-    cursor = [0] * len(gateways)
+    turn = [0] * len(gateways)
     start = time.perf_counter()
     n = 0
-    k = 0
     while True:
         elapsed = time.perf_counter() - start
         if elapsed >= duration_s:
             break
-        if rate_msgs_s:
-            due = int(elapsed * rate_msgs_s) + 1
-            if n >= due:
-                time.sleep(min(0.005, (n - due + 1) / rate_msgs_s))
-                continue
-        if n - acks[0] > MAX_PENDING:
+        if rate_msgs_s and n >= int(elapsed * rate_msgs_s) + 1:
+            pub.flush()
+            time.sleep(0.002)
+            continue
+        if n - pub.acked > MAX_PENDING:
+            pub.flush()
             time.sleep(0.001)
             continue
         g = n % len(gateways)
         ts = max(int(time.time() * 1000), last_ts[g] + 1)
         last_ts[g] = ts
-        c = cursor[g]
-        ids = codes[g][c:c + per_message]
-        cursor[g] = (c + per_message) % SENSORS_PER_GATEWAY
-        values = noise[k:k + per_message] if k + per_message < len(noise) else noise[:per_message]
-        k = (k + per_message) % (len(noise) - per_message)
-        client.publish(topics[g], encode_batch(ts, ids, values), qos=1)
+        variants = templates[g]
+        head, tail = variants[turn[g] % len(variants)]
+        turn[g] += 1
+        pub.publish(topics[g], head + str(ts).encode() + tail)
         n += 1
-        if n % 500 == 0:
+        if n % 512 == 0:
             published.value = n * per_message
+    pub.flush()
     published.value = n * per_message
     deadline = time.monotonic() + 600
-    while acks[0] < n and time.monotonic() < deadline:
+    while pub.acked < n and time.monotonic() < deadline:
         time.sleep(0.05)
-    acked.value = acks[0] * per_message
-    client.disconnect()
-    client.loop_stop()
+    acked.value = pub.acked * per_message
+    pub.close()
 
 
 class Offer:
     """Publisher processes splitting the gateways between them."""
 
-    def __init__(self, port: int, per_message: int, rate_readings_s: float, duration_s: float, processes: int = 2):
+    def __init__(self, port: int, per_message: int, rate_readings_s: float, duration_s: float, processes: int = 1):
         gws = gateway_ids()
         self.published = [mp.Value("q", 0) for _ in range(processes)]
         self.acked = [mp.Value("q", 0) for _ in range(processes)]
@@ -216,9 +290,9 @@ class ServiceUnderTest:
             "YUJING_MQTT_URL": mqtt_url,
             "YUJING_MQTT_CLIENT_ID": f"bench-{uuid.uuid4().hex[:6]}",
             "YUJING_METRICS_PORT": str(self.metrics_port),
+            "YUJING_HTTP_PORT": str(free_port()),
             "YUJING_LOG_FORMAT": "json",
             "YUJING_DETECTORS_REBUILD_S": "0",
-            "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824",
         }
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "yujing", "run"], env=env, cwd=REPO,
@@ -345,7 +419,7 @@ async def count_rows(db_url: str) -> int:
 
 def run_offered(service: ServiceUnderTest, port: int, per_message: int, rate: float, duration_s: float,
                 warmup_s: float = 5.0) -> dict:
-    offer = Offer(port, per_message, rate, duration_s).start()
+    offer = Offer(port, per_message, rate, duration_s, processes=1 if per_message > 1 else 2).start()
     time.sleep(warmup_s)
     before, t0 = service.scrape(), time.perf_counter()
     time.sleep(max(duration_s - warmup_s - 1.0, 1.0))
@@ -464,7 +538,7 @@ def main() -> None:
             sub = mp.Process(target=bare_subscriber, args=(broker.port, received, stop), daemon=True)
             sub.start()
             time.sleep(1.0)
-            offer = Offer(broker.port, 1, 0, args.single_duration).start()
+            offer = Offer(broker.port, 1, 0, args.single_duration, processes=2).start()
             time.sleep(5.0)
             c0, t0 = received.value, time.perf_counter()
             time.sleep(max(args.single_duration - 6.0, 1.0))

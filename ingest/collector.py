@@ -29,6 +29,7 @@ from yujing.settings import IngestSettings
 log = logging.getLogger(__name__)
 
 LAG_SAMPLES_PER_BATCH = 64
+MAX_BURST_MESSAGES = 1000  # messages decoded in one pass: bounds the decoder's temporaries
 
 ChunkHook = Callable[[DecodedChunk], Awaitable[None]]
 
@@ -71,6 +72,7 @@ class Collector:
         self.committed_readings = 0
         self.committed_messages = 0
         self._unacked = 0
+        self._uncommitted: dict[int, int] = {}  # id(batch) -> its oldest receive time, µs
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then flush what was decoded, commit it and acknowledge it."""
@@ -89,7 +91,7 @@ class Collector:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             wait_s = s.batch_max_wait_s if not pending else max(0.0, started + s.batch_max_wait_s - loop.time())
-            taken = await self._bridge.take(s.batch_max_messages - messages, wait_s)
+            taken = await self._bridge.take(min(MAX_BURST_MESSAGES, s.batch_max_messages - messages), wait_s)
             metrics.inbox_depth.set(self._bridge.pending())
             if taken:
                 chunk = self._decoder.decode(taken)
@@ -114,8 +116,15 @@ class Collector:
         for _ in range(s.writer_connections):
             await self._queue.put(None)
 
+    @property
+    def oldest_unacked_s(self) -> float | None:
+        """Receive time (epoch seconds) of the oldest message not yet committed, if any."""
+        return min(self._uncommitted.values()) / 1e6 if self._uncommitted else None
+
     async def _enqueue(self, chunks: list[DecodedChunk]) -> None:
         batch = merge_chunks(chunks)
+        received = batch.readings.received_us
+        self._uncommitted[id(batch)] = int(received.min()) if received.shape[0] else self._clock_us()
         self._unacked += len(batch.mids)
         metrics.unacked.set(self._unacked)
         await self._queue.put(batch)  # blocks while writers are busy: the backpressure
@@ -138,6 +147,7 @@ class Collector:
             started = time.perf_counter()
             result = await self._commit(batch)
             self._bridge.ack(batch.mids)
+            self._uncommitted.pop(id(batch), None)
             self._unacked -= len(batch.mids)
             metrics.unacked.set(self._unacked)
             self._record(batch, result, time.perf_counter() - started)

@@ -43,6 +43,20 @@ class DecodedChunk:
     messages: int
 
 
+class _Layout:
+    """The sensor ids of a gateway's last message and their registry indices.
+
+    Gateways send the same sensors in the same order message after message; comparing the id list
+    with the last one (a C-level list comparison) saves a dictionary look-up per reading."""
+
+    __slots__ = ("ids", "idx", "repeats")
+
+    def __init__(self) -> None:
+        self.ids: list[str] | None = None
+        self.idx: list[int] = []
+        self.repeats = False
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Route:
     enterprise: str
@@ -50,6 +64,7 @@ class _Route:
     channel: Channel
     gateway_id: int  # 0 when the gateway is not registered
     sensor_codes: dict[str, int]
+    layout: _Layout = dataclasses.field(default_factory=_Layout)
 
 
 class Decoder:
@@ -172,9 +187,7 @@ class Decoder:
         counts = np.asarray(burst.counts, dtype=np.int64)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         msg_no = np.repeat(np.arange(counts.shape[0]), counts)
-        idx = np.fromiter(
-            (codes.get(r.s, -1) for codes, rs in zip(burst.codes, burst.lists) for r in rs), np.int32, n
-        )
+        idx = np.array(burst.idx, dtype=np.int32).reshape(n)
         value = np.array([r.v for r in flat], dtype=np.float64).reshape(n)
         quality = np.array([r.q for r in flat], dtype=np.int16).reshape(n)
         ts_ms = np.array([r.ts for r in flat], dtype=np.int64).reshape(n)
@@ -255,13 +268,13 @@ class Decoder:
 class _Burst:
     """The decoded readings of a burst's messages, gathered for one columnar pass."""
 
-    __slots__ = ("messages", "routes", "codes", "gateway_ids", "received_us", "batch_ts_ms", "lists",
+    __slots__ = ("messages", "routes", "idx", "gateway_ids", "received_us", "batch_ts_ms", "lists",
                  "readings", "counts", "positions", "maybe_duplicates")
 
     def __init__(self) -> None:
         self.messages: list[RawMessage] = []
         self.routes: list[_Route] = []
-        self.codes: list[dict[str, int]] = []
+        self.idx: list[int] = []  # registry index of every reading (-1: unknown)
         self.gateway_ids: list[int] = []
         self.received_us: list[int] = []
         self.batch_ts_ms: list[int] = []
@@ -275,9 +288,16 @@ class _Burst:
             positions: np.ndarray | None) -> None:
         k = len(self.messages)
         n = len(readings)
+        ids = [r.s for r in readings]
+        layout = route.layout
+        if ids != layout.ids:
+            codes = route.sensor_codes
+            layout.ids = ids
+            layout.idx = [codes.get(s, -1) for s in ids]
+            layout.repeats = n > 1 and len(set(ids)) < n
+        self.idx.extend(layout.idx)
         self.messages.append(m)
         self.routes.append(route)
-        self.codes.append(route.sensor_codes)
         self.gateway_ids.append(route.gateway_id)
         self.received_us.append(m.received_us)
         self.batch_ts_ms.append(batch_ts_ms)
@@ -286,7 +306,7 @@ class _Burst:
         self.counts.append(n)
         if positions is not None:
             self.positions[k] = positions
-        if n > 1 and len({r.s for r in readings}) < n:
+        if layout.repeats:
             self.maybe_duplicates.append(k)
 
 

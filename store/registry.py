@@ -126,14 +126,19 @@ async def import_registry(conn: asyncpg.Connection, registry: RegistryFile) -> I
 
 
 async def _import_regions(conn, registry: RegistryFile, report: ImportReport) -> None:
-    existing = {r["code"] for r in await conn.fetch("SELECT code FROM regions")}
-    in_file = {r.code for r in registry.regions}
-    known = existing | in_file
+    levels = {r["code"]: r["level"] for r in await conn.fetch("SELECT code, level FROM regions")}
+    levels.update({r.code: r.level for r in registry.regions})
+    known = set(levels)
+    rank = {"province": 0, "city": 1, "county": 2}
     rows = []
     for i, r in enumerate(registry.regions):
         parent = r.parent
         if parent is not None and parent not in known:
             raise RegistryFileError(f"regions[{i}] ({r.code}): parent {parent} is not registered")
+        if parent is not None and rank[levels[parent]] >= rank[r.level]:
+            # parents are strictly higher levels, so the tree can never have a cycle
+            raise RegistryFileError(
+                f"regions[{i}] ({r.code}): parent {parent} is a {levels[parent]}, not above a {r.level}")
         if parent is None:
             parent = next((a for a in region_ancestors(r.code) if a in known), None)
         rows.append((r.code, r.name, parent, r.level))

@@ -90,6 +90,22 @@ def run(config: ConfigOption = None) -> None:
     _run(run_until_signalled(Service(settings)))
 
 
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per second of the fleet.")] = 1.0,
+    recur_s: Annotated[float, typer.Option(help="Start the next incident scenario every this many simulated seconds.")] = 900.0,
+    seed: Annotated[int, typer.Option(help="Fleet and scenario seed (0: the preset's).")] = 0,
+) -> None:
+    """The service with the jiangxi-demo fleet feeding it and incidents recurring: what to see first."""
+    settings = _settings(config)
+    from yujing.demo import run_demo
+    from yujing.service import Service, run_until_signalled
+
+    service = Service(settings)
+    _run(run_until_signalled(service, run_demo(service, speed, recur_s, seed)))
+
+
 @registry_app.command("import")
 def registry_import(
     file: Annotated[Path, typer.Argument(help="Registry YAML (see docs/registry.md).", exists=True, dir_okay=False)],
@@ -115,12 +131,16 @@ def registry_import(
 
 
 from yujing.commands.audit import verify as audit_verify  # noqa: E402
+from yujing.commands import keys  # noqa: E402
 from yujing.commands.backtest import backtest  # noqa: E402
 from yujing.commands.simulate import simulate  # noqa: E402
 
 audit_app = typer.Typer(help="The alert audit journal.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 audit_app.command("verify")(audit_verify)
+keys_app = typer.Typer(help="API keys, each scoped to the province, a city, a county or an enterprise.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+keys_app.command("create")(keys.create)
 app.command("backtest")(backtest)
 app.command("simulate")(simulate)
 

@@ -14,13 +14,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable
 
 import asyncpg
 import prometheus_client
 
 import time
 
+import uvicorn
+
 from alerts import AlertFeed, load_policy
+from api import ApiContext, ApiSettings, ReadingHub, create_app
 from alerts.service import AlertsService
 from detectors import Engine
 from detectors.rebuild import rebuild
@@ -29,11 +33,12 @@ from domain.topics import STATUS_FILTER, UP_FILTER
 from ingest import metrics
 from ingest.bridge import MqttBridge
 from ingest.collector import Collector
-from ingest.decode import DecodeLimits, Decoder
+from ingest.decode import DecodedChunk, DecodeLimits, Decoder
 from ingest.liveness import run_liveness
 from store.migrate import TIMESCALEDB_MISSING
 from store.registry_watch import RegistryWatcher
 from store.retention import run_retention
+from store.rollups import run_rollups
 from store.writer import ReadingWriter
 from yujing.detection import Detection, load_detector_config
 from yujing.settings import Settings
@@ -41,6 +46,7 @@ from yujing.settings import Settings
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 30.0
+ROLLUP_INTERVAL_S = 5.0
 
 
 def now_us() -> int:
@@ -83,6 +89,8 @@ class Service:
         self.detection: Detection | None = None
         self.alerts: AlertsService | None = None
         self.alert_feed = AlertFeed()
+        self.reading_hub = ReadingHub()
+        self.api_server: uvicorn.Server | None = None
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -112,10 +120,11 @@ class Service:
             )
             detection = Detection(engine, self.alerts.handle, lambda: watcher.snapshot)
             self.detection = detection
-            collector = Collector(ingest, bridge, decoder, ReadingWriter(pool, timeout_s=60), on_chunk=detection.on_chunk)
+            collector = Collector(ingest, bridge, decoder, ReadingWriter(pool, timeout_s=60), on_chunk=self._on_chunk)
             self.collector = collector
             if s.metrics_port:
                 prometheus_client.start_http_server(s.metrics_port, addr=s.http_host)
+            self.api_server = self._api_server(pool, watcher)
             bridge.start()
             try:
                 await bridge.wait_subscribed(STARTUP_TIMEOUT_S)
@@ -138,6 +147,8 @@ class Service:
                 tg.create_task(self.detection.run_ticks(self.settings.detectors_tick_s, now_us), name="detector-ticks"),
                 tg.create_task(self.alerts.run(), name="alerts"),
                 tg.create_task(run_retention(pool, self.settings.retention), name="retention"),
+                tg.create_task(run_rollups(pool, ROLLUP_INTERVAL_S), name="rollups"),
+                tg.create_task(self.api_server.serve(), name="api"),
             ]
             collecting = tg.create_task(collector.run(self.stop), name="collector")
             try:
@@ -149,8 +160,39 @@ class Service:
                 log.error("shutdown deadline passed; what was not committed stays unacknowledged in the broker")
                 collecting.cancel()
             finally:
+                self.api_server.should_exit = True
+                self.reading_hub.close_all()
                 for task in background:
-                    task.cancel()
+                    if task.get_name() != "api":
+                        task.cancel()
+
+    async def _on_chunk(self, chunk: DecodedChunk) -> None:
+        """Every decoded chunk, before its write: the live feed, then detection (and alerts)."""
+        if len(chunk.readings):
+            self.reading_hub.publish(chunk.readings)
+        await self.detection.on_chunk(chunk)
+
+    def _ready(self) -> dict:
+        oldest = self.collector.oldest_unacked_s if self.collector else None
+        lag = max(0.0, time.time() - oldest) if oldest else 0.0
+        return {"broker": bool(self.bridge and self.bridge.connected), "ingest_lag_s": round(lag, 3)}
+
+    def _api_server(self, pool, watcher: RegistryWatcher) -> uvicorn.Server:
+        s = self.settings
+        ctx = ApiContext(
+            pool=pool,
+            registry=lambda: watcher.snapshot,
+            reading_hub=self.reading_hub,
+            ready=self._ready,
+            settings=ApiSettings.from_settings(s),
+            alert_feed=self.alert_feed,
+            clock=time.time,
+        )
+        config = uvicorn.Config(
+            create_app(ctx), host=s.http_host, port=s.http_port, lifespan="off", log_config=None,
+            access_log=False,
+        )
+        return uvicorn.Server(config)
 
     def _bridge(self) -> MqttBridge:
         s = self.settings
@@ -170,9 +212,10 @@ class Service:
             await asyncio.sleep(1.0)
 
 
-async def run_until_signalled(service: Service) -> None:
+async def run_until_signalled(service: Service, runner: Awaitable[None] | None = None) -> None:
+    """Run ``runner`` (default: the service) with SIGTERM and SIGINT stopping the service."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, service.stop.set)
-    await service.run()
+    await (runner if runner is not None else service.run())

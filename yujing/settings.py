@@ -64,7 +64,7 @@ class MqttEndpoint(BaseModel):
 
 class IngestSettings(BaseModel):
     batch_max_readings: PositiveInt = 50_000  # one COPY transaction at most
-    batch_max_messages: PositiveInt = 10_000  # bounded by the MQTT receive maximum too
+    batch_max_messages: PositiveInt = 5_000  # at most the MQTT receive maximum
     batch_max_wait_s: PositiveFloat = 0.1  # flush a partial batch after this long
     writer_connections: Annotated[int, Field(ge=1, le=16)] = 2
     queue_batches: PositiveInt = 2  # decoded batches waiting for a writer
@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     mqtt_url: str = DEFAULT_MQTT_URL
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "yujing-collector"
     mqtt_session_expiry_s: PositiveInt = 7 * 24 * 3600
-    mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 20_000
+    mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 10_000
     mqtt_keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     mqtt_tls_ca: Path | None = None
     http_host: str = "127.0.0.1"

@@ -10,7 +10,8 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
 fi
 load_pg_cluster
 
-pkgs=(mosquitto mosquitto-clients build-essential cmake "postgresql-server-dev-$PG_MAJOR" libssl-dev)
+pkgs=(mosquitto mosquitto-clients build-essential cmake "postgresql-server-dev-$PG_MAJOR" libssl-dev chromium)
+# chromium: Debian's browser, driven headless by the dashboard test (a downloaded browser is never used)
 
 # python3-venv only when the python3 on PATH cannot make a venv with pip (Debian's own python).
 PYTHON="${PYTHON:-python3}"

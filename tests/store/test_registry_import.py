@@ -83,6 +83,10 @@ async def test_full_file_with_zones_adjacency_and_hazard_sources(db):
         (("industry: coal_mine", "industry: bakery"), "enterprises[0] (E001).industry"),
         (("gateway: G001, kind", "gateway: G999, kind"), "sensors[0] (CH4-0101): gateway G999 is not registered"),
         (('region: "360100"', 'region: "369900"'), "enterprises[0] (E001): region 369900 is not registered"),
+        (('{code: "360100", name: 南昌市}', '{code: "360100", name: 南昌市, parent: "360102"}'),
+         "regions[0] (360100): parent 360102 is not registered"),
+        (('{code: "360100", name: 南昌市}', '{code: "360100", name: 南昌市, parent: "360200"}'),
+         "regions[0] (360100): parent 360200 is a city, not above a city"),
     ],
 )
 async def test_invalid_file_changes_nothing_and_names_the_entry(db, mutation, message):

@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from tests.support.services import free_port
 from yujing.service import Service
 from yujing.settings import Settings
 
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def service_settings(db_url: str, mqtt_url: str, **overrides) -> Settings:
     overrides.setdefault("mqtt_client_id", f"yj-test-{uuid.uuid4().hex[:8]}")
+    overrides.setdefault("http_port", free_port())  # the API of every test service on its own port
     return Settings(database_url=db_url, mqtt_url=mqtt_url, **overrides)
 
 
@@ -52,6 +54,7 @@ class ServiceProcess:
             "YUJING_MQTT_URL": mqtt_url,
             "YUJING_MQTT_CLIENT_ID": client_id,
             "YUJING_LOG_FORMAT": "json",
+            "YUJING_HTTP_PORT": str(free_port()),
             **env,
         }
         self.log_path = log_path

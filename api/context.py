@@ -1,0 +1,56 @@
+"""What the API needs from the service, given once at start-up (``api.app.create_app``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from api.live import ReadingHub
+from domain.registry import RegistrySnapshot
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULT_MAX_RAW_ROWS = 100_000  # raw readings per request (CSV export streams up to this many)
+DEFAULT_LIVE_QUEUE = 256  # messages waiting for one live client before it is dropped
+DEFAULT_LIVE_MAX_SENSORS = 5_000  # sensors one live client may subscribe to
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiSettings:
+    max_raw_rows: int = DEFAULT_MAX_RAW_ROWS
+    live_queue: int = DEFAULT_LIVE_QUEUE
+    live_max_sensors: int = DEFAULT_LIVE_MAX_SENSORS
+    live_heartbeat_s: float = 15.0
+    statement_timeout_s: float = 30.0
+    # where `npm install` put echarts (deploy/setup/npm.sh installs into the repository root)
+    node_modules: Path = REPO_ROOT / "node_modules"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ApiSettings:
+        """From the service's settings (``yujing.settings.Settings``); defaults where it has none."""
+        api = getattr(settings, "api", None)
+        if api is None:
+            return cls()
+        return cls(**{f.name: getattr(api, f.name) for f in dataclasses.fields(cls) if hasattr(api, f.name)})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiContext:
+    """``registry`` returns the current snapshot; ``ready`` returns readiness facts, e.g.
+    ``{"database": True, "broker": True, "ingest_lag_s": 0.2}`` (any falsy boolean fails /readyz).
+    ``alert_feed`` is the alerts package's :class:`alerts.feed.AlertFeed` (None: no alert events)."""
+
+    pool: asyncpg.Pool
+    registry: Callable[[], RegistrySnapshot]
+    reading_hub: ReadingHub
+    ready: Callable[[], dict]
+    settings: ApiSettings = ApiSettings()
+    alert_feed: Any = None
+    clock: Callable[[], float] = time.time

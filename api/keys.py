@@ -1,0 +1,97 @@
+"""API keys: created once (the plain key is shown then and never again), stored as SHA-256.
+
+A key is ``yj_`` + 43 URL-safe characters (256 random bits); its first 11 characters are its
+``prefix``, kept in clear to name it in logs and audits. Lookups are cached for a few seconds,
+so a revoked key stops working within :data:`CACHE_S`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+import time
+
+import asyncpg
+
+from api.scope import Scope
+
+KEY_PREFIX = "yj_"
+PREFIX_CHARS = 11
+CACHE_S = 10.0
+CACHE_MAX = 10_000
+DEFAULT_RATE_PER_S = 50.0
+DEFAULT_BURST = 200
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    prefix: str
+    name: str
+    scope: Scope
+    rate_per_s: float
+    burst: int
+
+    @property
+    def actor(self) -> str:
+        """How the key is named in the alerts journal and the write audit."""
+        return f"api-key:{self.id}:{self.name}"
+
+
+def hash_key(plain: str) -> str:
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_key(conn: asyncpg.Connection, scope: Scope, name: str | None = None, *,
+                     rate_per_s: float = DEFAULT_RATE_PER_S, burst: int = DEFAULT_BURST) -> tuple[str, ApiKey]:
+    """Store a new key; returns (the plain key, to show once; its record)."""
+    plain = new_key()
+    prefix = plain[:PREFIX_CHARS]
+    row = await conn.fetchrow(
+        """INSERT INTO api_keys (prefix, key_sha256, name, scope_kind, scope_id, rate_per_s, burst)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
+        prefix, hash_key(plain), name or f"{scope}", scope.kind, scope.id, rate_per_s, burst,
+    )
+    return plain, ApiKey(row["id"], prefix, name or f"{scope}", scope, rate_per_s, burst)
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: int) -> bool:
+    return await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING true", key_id
+    ) is not None
+
+
+class KeyStore:
+    """Looks keys up by hash, with a short cache (misses are cached too, against key guessing)."""
+
+    def __init__(self, pool: asyncpg.Pool, cache_s: float = CACHE_S) -> None:
+        self._pool = pool
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def lookup(self, plain: str) -> ApiKey | None:
+        if not plain.startswith(KEY_PREFIX) or len(plain) > 100:
+            return None
+        digest = hash_key(plain)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self._pool.acquire(timeout=10) as conn:
+            row = await conn.fetchrow(
+                """SELECT id, prefix, name, scope_kind, scope_id, rate_per_s, burst FROM api_keys
+                   WHERE key_sha256 = $1 AND revoked_at IS NULL""", digest, timeout=10,
+            )
+        key = None if row is None else ApiKey(
+            row["id"], row["prefix"], row["name"], Scope(row["scope_kind"], row["scope_id"]),
+            float(row["rate_per_s"]), int(row["burst"]),
+        )
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        self._cache[digest] = (now + self._cache_s, key)
+        return key

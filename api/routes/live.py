@@ -1,0 +1,279 @@
+"""Live feeds: readings and alert events over WebSocket (``/api/v1/live/ws``) and SSE
+(``/api/v1/live/sse``), filtered by the key's scope and a subscription.
+
+Subscription (query parameters, repeatable): ``sensor`` (dense ids), ``enterprise``, ``region``
+(GB/T 2260, its subregions included), ``grade`` (alert colours), and ``readings`` / ``alerts``
+(true/false). The sensors are resolved once, in SQL within the key's scope, when the client
+connects (sensors registered later need a reconnect); with no sensor, enterprise or region given,
+every sensor in scope (at most ``live_max_sensors``). Alert events are filtered in process against
+the scope (the registry's region tree) and the subscription.
+
+Each client has a bounded queue. One that falls behind is told why and disconnected: WebSocket
+close code 4408 with the reason, or an SSE ``closed`` event. Other close codes: 4401 no valid key,
+4422 a bad subscription, 4429 the key's rate limit.
+"""
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from alerts.colours import Colour
+from api.auth import authenticate, check_rate, require_stream_key
+from api.keys import ApiKey
+from api.live import Closed, ReadingClient
+
+router = APIRouter(prefix="/api/v1/live", tags=["live"])
+
+CLOSE_NO_KEY = 4401
+CLOSE_BAD_SUBSCRIPTION = 4422
+CLOSE_FELL_BEHIND = 4408
+CLOSE_RATE_LIMITED = 4429
+SEND_TIMEOUT_S = 10.0
+ALERTS_FELL_BEHIND = "fell behind: alert queue full; reconnect and reload"
+
+
+class BadSubscription(ValueError):
+    pass
+
+
+class Subscription:
+    def __init__(self, sensors: list[int], enterprises: list[str], regions: list[str], grades: list[str],
+                 readings: bool, alerts: bool) -> None:
+        if any(not 0 < s < 2**31 for s in sensors):
+            raise BadSubscription("sensor ids are positive 32-bit integers")
+        if any(len(e) > 64 for e in enterprises) or any(not (len(r) == 6 and r.isdigit()) for r in regions):
+            raise BadSubscription("enterprise ids have at most 64 characters; regions are 6-digit codes")
+        try:
+            self.grades = {Colour.parse(g).id for g in grades}
+        except ValueError as exc:
+            raise BadSubscription(str(exc)) from None
+        self.sensors, self.enterprises, self.regions = sensors, enterprises, regions
+        self.readings, self.alerts = readings, alerts
+
+    @classmethod
+    def from_query(cls, params) -> "Subscription":
+        def flag(name: str) -> bool:
+            v = params.get(name, "true").lower()
+            if v not in ("true", "false", "1", "0"):
+                raise BadSubscription(f"{name} is true or false")
+            return v in ("true", "1")
+
+        try:
+            sensors = [int(s) for s in params.getlist("sensor")]
+        except ValueError:
+            raise BadSubscription("sensor ids are integers") from None
+        return cls(sensors, params.getlist("enterprise"), params.getlist("region"), params.getlist("grade"),
+                   flag("readings"), flag("alerts"))
+
+
+async def _sensors(ctx, key: ApiKey, sub: Subscription) -> list[int]:
+    args: list = []
+    where = [key.scope.enterprise_sql("s.enterprise", args), "s.active"]
+    wanted = []
+    if sub.sensors:
+        args.append(sub.sensors)
+        wanted.append(f"s.id = ANY(${len(args)}::int[])")
+    if sub.enterprises:
+        args.append(sub.enterprises)
+        wanted.append(f"s.enterprise = ANY(${len(args)}::text[])")
+    if sub.regions:
+        args.append(sub.regions)
+        wanted.append(f"s.enterprise IN (SELECT e.id FROM enterprises e WHERE e.region IN "
+                      f"(SELECT api_region_subtree(r) FROM unnest(${len(args)}::text[]) r))")
+    if wanted:
+        where.append("(" + " OR ".join(wanted) + ")")
+    cap = ctx.settings.live_max_sensors
+    args.append(cap + 1)
+    async with ctx.pool.acquire(timeout=10) as conn:
+        rows = await conn.fetch(f"SELECT s.id FROM sensors s WHERE {' AND '.join(where)} ORDER BY s.id "
+                                f"LIMIT ${len(args)}", *args)
+    if len(rows) > cap:
+        raise BadSubscription(f"more than {cap} sensors; subscribe to fewer (sensor, enterprise, region)")
+    return [r["id"] for r in rows]
+
+
+def _alert_filter(ctx, key: ApiKey, sub: Subscription):
+    scope = key.scope
+    filtered = bool(sub.enterprises or sub.regions or sub.sensors)
+    sensor_keys = {f"sensor:{s}:" for s in sub.sensors}
+
+    def chain(region: str | None) -> tuple[str, ...]:
+        regions = ctx.registry().regions
+        out: list[str] = []
+        while region and region not in out:
+            out.append(region)
+            info = regions.get(region)
+            region = info.parent if info else None
+        return tuple(out)
+
+    def accept(event: dict[str, Any]) -> bool:
+        alert = (event.get("detail") or {}).get("alert") or {}
+        enterprise = event.get("enterprise") or alert.get("enterprise")
+        if enterprise is None:  # silences and other province-wide events
+            return scope.province and not filtered and not sub.grades
+        region = alert.get("region")
+        if region is None:
+            info = ctx.registry().enterprises.get(enterprise)
+            region = info.region if info else None
+        regions = chain(region)
+        if scope.kind == "enterprise":
+            if enterprise != scope.id:
+                return False
+        elif not scope.covers_region(region or "", regions):
+            return False
+        if sub.grades and alert.get("grade") not in sub.grades:
+            return False
+        if filtered:
+            key_text = str(event.get("alert_key") or "")
+            return (enterprise in sub.enterprises or any(r in regions for r in sub.regions)
+                    or any(key_text.startswith(k) for k in sensor_keys))
+        return True
+
+    return accept
+
+
+class LiveSession:
+    """A client's readings queue and alert subscription, read as one stream of JSON texts."""
+
+    def __init__(self, readings: ReadingClient | None, alerts) -> None:
+        self.readings = readings
+        self.alerts = alerts
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        """Wake :meth:`next` at once (the client went away)."""
+        self._stopped.set()
+
+    async def next(self, timeout_s: float) -> str | Closed | None:
+        """The next message, a :class:`Closed` when the client was dropped, None on timeout."""
+        if self.readings is not None and "r" not in self._tasks:
+            self._tasks["r"] = asyncio.ensure_future(self.readings.get())
+        if self.alerts is not None and "a" not in self._tasks:
+            self._tasks["a"] = asyncio.ensure_future(self.alerts.get())
+        if "x" not in self._tasks:
+            self._tasks["x"] = asyncio.ensure_future(self._stopped.wait())
+        done, _ = await asyncio.wait(self._tasks.values(), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        if self._stopped.is_set():
+            return Closed("client went away")
+        for name in ("a", "r"):  # alerts first: they matter most
+            task = self._tasks.get(name)
+            if task is not None and task in done:
+                del self._tasks[name]
+                item = task.result()
+                if name == "r":
+                    return item if isinstance(item, Closed) else item.decode()
+                if item.get("type") == "closed":
+                    return Closed(ALERTS_FELL_BEHIND)
+                return json.dumps(item, ensure_ascii=False, default=str)
+        return None
+
+    def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+        if self.readings is not None:
+            self.readings.close()
+        if self.alerts is not None:
+            self.alerts.close()
+
+
+async def open_session(ctx, key: ApiKey, sub: Subscription) -> tuple[LiveSession, dict[str, Any]]:
+    readings = None
+    sensors: list[int] = []
+    if sub.readings:
+        sensors = await _sensors(ctx, key, sub)
+        readings = ctx.reading_hub.subscribe(sensors, maxsize=ctx.settings.live_queue)
+    alerts = None
+    if sub.alerts and ctx.alert_feed is not None:
+        alerts = ctx.alert_feed.subscribe(_alert_filter(ctx, key, sub), maxsize=ctx.settings.live_queue)
+    hello = {"type": "subscribed", "scope": str(key.scope), "sensors": sensors,
+             "alerts": alerts is not None, "grades": sorted(sub.grades)}
+    return LiveSession(readings, alerts), hello
+
+
+@router.websocket("/ws")
+async def live_ws(websocket: WebSocket) -> None:
+    ctx = websocket.app.state.ctx
+    await websocket.accept()
+    key = await authenticate(websocket, allow_query=True)
+    if key is None:
+        await websocket.close(CLOSE_NO_KEY, "an API key is needed (?api_key=)")
+        return
+    try:
+        check_rate(websocket, key)
+        sub = Subscription.from_query(websocket.query_params)
+        session, hello = await open_session(ctx, key, sub)
+    except HTTPException as exc:
+        await websocket.close(CLOSE_RATE_LIMITED, str(exc.detail)[:120])
+        return
+    except BadSubscription as exc:
+        await websocket.close(CLOSE_BAD_SUBSCRIPTION, str(exc)[:120])
+        return
+    try:
+        await websocket.send_text(json.dumps(hello))
+        async with asyncio.TaskGroup() as tg:
+            listener = tg.create_task(_until_disconnect(websocket, session))
+            while not listener.done():
+                item = await session.next(ctx.settings.live_heartbeat_s)
+                if isinstance(item, Closed):
+                    if not listener.done():
+                        listener.cancel()
+                        await websocket.close(CLOSE_FELL_BEHIND, item.reason[:120])
+                    break
+                if item is not None:
+                    async with asyncio.timeout(SEND_TIMEOUT_S):
+                        await websocket.send_text(item)
+    except* (WebSocketDisconnect, TimeoutError, RuntimeError):
+        pass  # the client went away, or stopped reading for SEND_TIMEOUT_S
+    finally:
+        session.close()
+
+
+async def _until_disconnect(websocket: WebSocket, session: LiveSession) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            session.stop()
+            return
+
+
+@router.get("/sse", summary="Server-sent events: readings and alert events (see the WebSocket for filters)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}, 422: {"description": "bad subscription"}})
+async def live_sse(
+    request: Request, key: Annotated[ApiKey, Depends(require_stream_key)],
+    sensor: Annotated[list[int] | None, Query()] = None,
+    enterprise: Annotated[list[str] | None, Query()] = None,
+    region: Annotated[list[str] | None, Query()] = None,
+    grade: Annotated[list[str] | None, Query()] = None,
+    readings: bool = True, alerts: bool = True,
+) -> StreamingResponse:
+    ctx = request.app.state.ctx
+    try:
+        sub = Subscription(sensor or [], enterprise or [], region or [], grade or [], readings, alerts)
+        session, hello = await open_session(ctx, key, sub)
+    except BadSubscription as exc:
+        raise HTTPException(422, str(exc)) from None
+
+    async def stream():
+        try:
+            yield f"event: subscribed\ndata: {json.dumps(hello)}\n\n"
+            while True:
+                item = await session.next(ctx.settings.live_heartbeat_s)
+                if isinstance(item, Closed):
+                    yield f"event: closed\ndata: {json.dumps({'reason': item.reason})}\n\n"
+                    return
+                if item is None:
+                    yield ": heartbeat\n\n"
+                    continue
+                kind = "readings" if item.startswith('{"type":"readings"') else "alert"
+                yield f"event: {kind}\ndata: {item}\n\n"
+        finally:
+            session.close()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,436 @@
+"""Registry: create, read, update and deactivate regions, enterprises, zones, gateways, sensors
+and major hazard sources (重大危险源), and bulk import of the CLI's YAML.
+
+Creates and updates go through ``store.registry.import_registry`` (the CLI's own validation:
+kinds, units, setpoints that may only tighten, references) inside the API's transaction, between
+two scope checks in SQL: every entry that already exists must lie in the key's scope before, and
+every entry must lie in it after. Anything else rolls back and answers 404, as if absent.
+Deactivating sets ``active = false`` (regions, which have no such flag, are deleted when unused).
+"""
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import asyncpg
+import yaml
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel
+
+from api.auth import audit, reading, require_key, writing
+from api.context import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from api.keys import ApiKey
+from api.scope import Scope
+from store.registry import REGISTRY_CHANNEL, import_registry
+from store.registry_file import (
+    EnterpriseEntry,
+    GatewayEntry,
+    HazardSourceEntry,
+    RegionEntry,
+    RegistryFile,
+    RegistryFileError,
+    SensorEntry,
+    ZoneEntry,
+    parse_registry_document,
+    parse_registry_file,
+    region_level,
+)
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
+
+INT4_MAX = 2**31 - 1
+DenseId = Annotated[int, Path(ge=1, le=INT4_MAX, description="dense registry id")]
+EnterpriseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+RegionCode = Annotated[str, Path(pattern=r"^[0-9]{6}$")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+class OutOfScope(LookupError):
+    """An entry lies outside the key's scope (answered 404, as if it did not exist)."""
+
+
+# --------------------------------------------------------------------------- entities
+
+
+@dataclasses.dataclass(frozen=True)
+class Entity:
+    section: str  # RegistryFile field, also the URL segment
+    singular: str
+    table: str
+    entry: type[BaseModel]
+    select: str  # columns of `t` (and joins) for the JSON view
+    joins: str = ""
+    dense: bool = True  # keyed by a dense integer id (else by its code / enterprise id)
+
+    def scope_sql(self, scope: Scope, args: list) -> str:
+        if self.section == "regions":
+            return scope.region_sql("t.code", args)
+        if self.section == "enterprises":
+            return scope.enterprise_sql("t.id", args)
+        return scope.enterprise_sql("t.enterprise", args)
+
+
+ENTITIES = {
+    e.section: e
+    for e in (
+        Entity("regions", "region", "regions", RegionEntry, "t.code, t.name, t.parent, t.level, t.updated_at",
+               dense=False),
+        Entity("enterprises", "enterprise", "enterprises", EnterpriseEntry,
+               "t.id, t.name, t.region, t.industry, t.risk_colour, t.risk_assessed_on, t.contacts::text AS contacts,"
+               " t.active, t.updated_at", dense=False),
+        Entity("zones", "zone", "zones", ZoneEntry,
+               "t.id, t.enterprise, t.code, t.name, t.kind, t.active, t.updated_at, ARRAY(SELECT z2.code FROM"
+               " zone_adjacency a JOIN zones z2 ON z2.id = CASE WHEN a.zone_a = t.id THEN a.zone_b ELSE a.zone_a END"
+               " WHERE t.id IN (a.zone_a, a.zone_b) ORDER BY 1) AS adjacent"),
+        Entity("gateways", "gateway", "gateways", GatewayEntry,
+               "t.id, t.enterprise, t.code, t.name, z.code AS zone, t.expected_interval_s, t.active, t.online,"
+               " t.status_at, t.last_seen_at, t.stale, t.updated_at", joins="LEFT JOIN zones z ON z.id = t.zone"),
+        Entity("sensors", "sensor", "sensors", SensorEntry,
+               "t.id, t.enterprise, t.code, g.code AS gateway, z.code AS zone, t.kind, t.unit, t.location,"
+               " t.location_class, t.expected_interval_s, t.range_min, t.range_max, t.setpoints::text AS setpoints,"
+               " t.active, t.updated_at",
+               joins="JOIN gateways g ON g.id = t.gateway LEFT JOIN zones z ON z.id = t.zone"),
+        Entity("hazard_sources", "hazard_source", "hazard_sources", HazardSourceEntry,
+               "t.id, t.enterprise, t.code, t.name, t.level, t.active, t.updated_at, ARRAY(SELECT s.code FROM"
+               " hazard_source_sensors hs JOIN sensors s ON s.id = hs.sensor WHERE hs.hazard_source = t.id"
+               " ORDER BY 1) AS sensors"),
+    )
+}
+
+
+def _row(r: asyncpg.Record) -> dict[str, Any]:
+    d = dict(r)
+    for k in ("contacts", "setpoints"):
+        if isinstance(d.get(k), str):
+            d[k] = json.loads(d[k])
+    return d
+
+
+async def _get(conn, ent: Entity, scope: Scope, key_value) -> dict[str, Any] | None:
+    args: list = [key_value]
+    key_col = "t.id" if ent.dense or ent.section == "enterprises" else "t.code"
+    row = await conn.fetchrow(
+        f"SELECT {ent.select} FROM {ent.table} t {ent.joins} WHERE {key_col} = $1 AND {ent.scope_sql(scope, args)}",
+        *args,
+    )
+    return None if row is None else _row(row)
+
+
+def _not_found(ent: Entity, key_value) -> HTTPException:
+    return HTTPException(404, f"{ent.singular} {key_value} not found")
+
+
+# --------------------------------------------------------------------------- scoped import
+
+
+def _entry_keys(reg: RegistryFile) -> dict[str, list]:
+    return {
+        "regions": [r.code for r in reg.regions],
+        "enterprises": [e.id for e in reg.enterprises],
+        **{s: [(e.enterprise, e.id) for e in getattr(reg, s)] for s in ("zones", "gateways", "hazard_sources")},
+        "sensors": [(s.enterprise, s.id) for s in reg.sensors],
+    }
+
+
+async def _outside(conn, scope: Scope, reg: RegistryFile, existing_only: bool) -> str | None:
+    """The first entry outside the scope (None if all inside). ``existing_only``: only entries
+    already in the database count (before the import); else every entry must be inside."""
+    for section, keys in _entry_keys(reg).items():
+        if not keys:
+            continue
+        args: list = []
+        if section == "regions":
+            args.append(keys)
+            inside = scope.region_sql("t.code", args)
+            sql = f"SELECT k FROM unnest($1::text[]) k WHERE "
+            exists = "EXISTS (SELECT 1 FROM regions t WHERE t.code = k)"
+            ok = f"EXISTS (SELECT 1 FROM regions t WHERE t.code = k AND {inside})"
+        elif section == "enterprises":
+            args.append(keys)
+            ent = ENTITIES["enterprises"]
+            inside = ent.scope_sql(scope, args)
+            sql = "SELECT k FROM unnest($1::text[]) k WHERE "
+            exists = "EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k)"
+            ok = f"EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k AND {inside})"
+        else:
+            if any(e is None for e, _ in keys):
+                if not scope.province:
+                    return f"{section}: give each entry's enterprise (keys scoped below the province must)"
+                continue
+            enterprises = sorted({e for e, _ in keys})
+            args.append(enterprises)
+            inside = scope.enterprise_sql("t.id", args)
+            ok = f"EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k AND {inside})"
+            if existing_only:  # an enterprise's own rows are as scoped as the enterprise
+                exists = "EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k)"
+            else:
+                exists = "TRUE"
+            sql = "SELECT k FROM unnest($1::text[]) k WHERE "
+            section = f"{section} of enterprise"
+        cond = f"{exists} AND NOT {ok}" if existing_only else f"NOT {ok}"
+        bad = await conn.fetchval(sql + cond + " LIMIT 1", *args)
+        if bad is not None:
+            return f"{section} {bad}"
+    return None
+
+
+_LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
+
+
+def _check_region_parents(reg: RegistryFile) -> None:
+    """A region's parent must be of a higher level (province > city > county), so the tree can
+    have no cycle (the recursive views over it would never end)."""
+    for i, r in enumerate(reg.regions):
+        if r.parent is not None and _LEVEL_RANK[region_level(r.parent)] >= _LEVEL_RANK[r.level]:
+            raise RegistryFileError(f"regions[{i}] ({r.code}): parent {r.parent} is not of a higher level "
+                                    f"than {r.level}")
+
+
+async def import_scoped(conn, key: ApiKey, reg: RegistryFile):
+    """Import inside the caller's transaction, checked against the key's scope before and after."""
+    _check_region_parents(reg)
+    bad = await _outside(conn, key.scope, reg, existing_only=True)
+    if bad is None and key.scope.kind == "enterprise":
+        bad = await _enterprise_key_limits(conn, key.scope, reg)
+    if bad is None:
+        report = await import_registry(conn, reg)
+        bad = await _outside(conn, key.scope, reg, existing_only=False)
+    if bad is not None:
+        raise OutOfScope(f"{bad} not found in this key's scope")
+    return report
+
+
+async def _enterprise_key_limits(conn, scope: Scope, reg: RegistryFile) -> str | None:
+    """An enterprise's own key may not move it to another region nor change its assessed risk
+    colour (静态评估 is the regulator's), nor create enterprises or regions."""
+    if reg.regions:
+        return f"regions {reg.regions[0].code}"
+    for e in reg.enterprises:
+        row = await conn.fetchrow("SELECT region, risk_colour FROM enterprises WHERE id = $1", e.id)
+        if row is None or e.id != scope.id:
+            return f"enterprises {e.id}"
+        if (row["region"], row["risk_colour"]) != (e.region, e.risk_colour):
+            raise HTTPException(403, "an enterprise's key may not change its region or assessed risk colour")
+    return None
+
+
+async def _bump_version(conn) -> int:
+    version = await conn.fetchval("UPDATE registry_version SET version = version + 1 RETURNING version")
+    await conn.execute("SELECT pg_notify($1, $2)", REGISTRY_CHANNEL, str(version))
+    return version
+
+
+def _report(report) -> dict[str, Any]:
+    return {"version": report.version, "summary": report.summary(),
+            "changes": {t: dataclasses.asdict(c) for t, c in report.changes.items()}}
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _add_routes(ent: Entity) -> None:
+    Entry = ent.entry
+    path = f"/{ent.section.replace('_', '-')}"
+    if ent.dense:
+        IdParam = DenseId
+    elif ent.section == "regions":
+        IdParam = RegionCode
+    else:
+        IdParam = EnterpriseId
+    tag = ["registry"]
+
+    async def list_entities(
+        request: Request,
+        enterprise: Annotated[str | None, Query(max_length=64)] = None,
+        region: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
+        active: bool | None = None,
+        limit: Limit = DEFAULT_LIST_LIMIT,
+        offset: Offset = 0,
+    ) -> list[dict[str, Any]]:
+        key: ApiKey = request.state.key
+        args: list = []
+        where = [ent.scope_sql(key.scope, args)]
+        if enterprise is not None and ent.section not in ("regions",):
+            args.append(enterprise)
+            where.append(f"t.{'id' if ent.section == 'enterprises' else 'enterprise'} = ${len(args)}")
+        if region is not None:
+            args.append(region)
+            if ent.section == "regions":
+                where.append(f"(t.code = ${len(args)} OR t.parent = ${len(args)})")
+            elif ent.section == "enterprises":
+                where.append(f"t.region IN (SELECT api_region_subtree(${len(args)}::text))")
+            else:
+                where.append(f"t.enterprise IN (SELECT id FROM enterprises WHERE region IN "
+                             f"(SELECT api_region_subtree(${len(args)}::text)))")
+        if active is not None and ent.section != "regions":
+            args.append(active)
+            where.append(f"t.active = ${len(args)}")
+        order = "t.code" if ent.section == "regions" else "t.id"
+        args += [limit, offset]
+        async with reading(request) as conn:
+            rows = await conn.fetch(
+                f"SELECT {ent.select} FROM {ent.table} t {ent.joins} WHERE {' AND '.join(where)} "
+                f"ORDER BY {order} LIMIT ${len(args) - 1} OFFSET ${len(args)}", *args)
+        return [_row(r) for r in rows]
+
+    async def get_entity(request: Request, item: IdParam) -> dict[str, Any]:
+        async with reading(request) as conn:
+            found = await _get(conn, ent, request.state.key.scope, item)
+        if found is None:
+            raise _not_found(ent, item)
+        return found
+
+    async def create_entity(request: Request, response: Response, body: Entry) -> dict[str, Any]:
+        key: ApiKey = request.state.key
+        ident = _ident(ent, body)
+        async with writing(request) as conn:
+            if await _exists(conn, ent, body):
+                raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
+            report = await import_scoped(conn, key, RegistryFile(**{ent.section: [body]}))
+            created = await _by_entry(conn, ent, key.scope, body)
+            await audit(conn, key, f"{ent.singular}.create", f"{ent.singular}:{ident}",
+                        {"entry": body.model_dump(mode="json")})
+        response.status_code = 201
+        return {**created, "registry_version": report.version}
+
+    async def update_entity(request: Request, item: IdParam, body: Entry) -> dict[str, Any]:
+        key: ApiKey = request.state.key
+        async with writing(request) as conn:
+            current = await _get(conn, ent, key.scope, item)
+            if current is None:
+                raise _not_found(ent, item)
+            _check_same(ent, current, body)
+            report = await import_scoped(conn, key, RegistryFile(**{ent.section: [body]}))
+            updated = await _get(conn, ent, key.scope, item)
+            await audit(conn, key, f"{ent.singular}.update", f"{ent.singular}:{item}",
+                        {"entry": body.model_dump(mode="json"), "changed": report.changed})
+        return {**(updated or {}), "registry_version": report.version}
+
+    async def deactivate_entity(request: Request, item: IdParam) -> dict[str, Any]:
+        key: ApiKey = request.state.key
+        async with writing(request) as conn:
+            current = await _get(conn, ent, key.scope, item)
+            if current is None:
+                raise _not_found(ent, item)
+            if ent.section == "regions":
+                used = await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM regions WHERE parent = $1)"
+                    " OR EXISTS (SELECT 1 FROM enterprises WHERE region = $1)", item)
+                if used:
+                    raise HTTPException(409, f"region {item} has subregions or enterprises; it cannot be removed")
+                await conn.execute("DELETE FROM regions WHERE code = $1", item)
+                action = "region.delete"
+            else:
+                key_col = "id"
+                await conn.execute(f"UPDATE {ent.table} SET active = false, updated_at = now() "
+                                   f"WHERE {key_col} = $1 AND active", item)
+                action = f"{ent.singular}.deactivate"
+            version = await _bump_version(conn)
+            await audit(conn, key, action, f"{ent.singular}:{item}")
+        return {**current, "active": False, "registry_version": version}
+
+    name = ent.singular
+    router.add_api_route(path, list_entities, methods=["GET"], tags=tag, name=f"list_{ent.section}",
+                         summary=f"List {ent.section.replace('_', ' ')} in the key's scope")
+    router.add_api_route(path, create_entity, methods=["POST"], tags=tag, name=f"create_{name}", status_code=201,
+                         summary=f"Create a {name.replace('_', ' ')} (registry-file entry)",
+                         responses={404: {"description": "a referenced entry is not in the key's scope"},
+                                    409: {"description": "already exists"}})
+    router.add_api_route(f"{path}/{{item}}", get_entity, methods=["GET"], tags=tag, name=f"get_{name}",
+                         responses={404: {"description": "not found in the key's scope"}})
+    router.add_api_route(f"{path}/{{item}}", update_entity, methods=["PUT"], tags=tag, name=f"update_{name}",
+                         summary=f"Replace a {name.replace('_', ' ')} (registry-file entry)",
+                         responses={404: {"description": "not found in the key's scope"}})
+    router.add_api_route(f"{path}/{{item}}", deactivate_entity, methods=["DELETE"], tags=tag,
+                         name=f"deactivate_{name}",
+                         summary="Deactivate" if ent.section != "regions" else "Delete an unused region",
+                         responses={404: {"description": "not found in the key's scope"}})
+
+
+def _ident(ent: Entity, body: BaseModel) -> str:
+    if ent.section == "regions":
+        return body.code
+    if ent.section == "enterprises":
+        return body.id
+    return f"{body.enterprise}/{body.id}"
+
+
+async def _exists(conn, ent: Entity, body: BaseModel) -> bool:
+    if ent.section == "regions":
+        return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)", body.code)
+    if ent.section == "enterprises":
+        return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM enterprises WHERE id = $1)", body.id)
+    if body.enterprise is None:
+        raise HTTPException(422, "give the sensor's enterprise")
+    return await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {ent.table} WHERE enterprise = $1 AND code = $2)",
+                               body.enterprise, body.id)
+
+
+async def _by_entry(conn, ent: Entity, scope: Scope, body: BaseModel) -> dict[str, Any]:
+    if ent.section == "regions":
+        return await _get(conn, ent, scope, body.code) or {}
+    if ent.section == "enterprises":
+        return await _get(conn, ent, scope, body.id) or {}
+    ident = await conn.fetchval(f"SELECT id FROM {ent.table} WHERE enterprise = $1 AND code = $2",
+                                body.enterprise, body.id)
+    return await _get(conn, ent, scope, ident) or {}
+
+
+def _check_same(ent: Entity, current: dict[str, Any], body: BaseModel) -> None:
+    if ent.section == "regions":
+        same = current["code"] == body.code
+    elif ent.section == "enterprises":
+        same = current["id"] == body.id
+    else:
+        same = (current["enterprise"], current["code"]) == (body.enterprise, body.id)
+    if not same:
+        raise HTTPException(422, "the entry's id (and enterprise) must be those of the resource; "
+                                 "create a new one instead of renaming")
+
+
+for _ent in ENTITIES.values():
+    _add_routes(_ent)
+
+
+# --------------------------------------------------------------------------- bulk import
+
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "description": "the registry file as JSON: "
+                                            "regions, enterprises, zones, gateways, sensors, hazard_sources"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/registry/import", tags=["registry"], openapi_extra=_IMPORT_BODY,
+             summary="Import a registry file (the YAML of `yujing registry import`, or the same as JSON)",
+             responses={404: {"description": "an entry lies outside the key's scope"},
+                        422: {"description": "the file is invalid (nothing changed)"}})
+async def import_file(request: Request) -> dict[str, Any]:
+    key: ApiKey = request.state.key
+    raw = await request.body()
+    if len(raw) > 20 * 1024 * 1024:
+        raise HTTPException(413, "registry files are limited to 20 MB")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"):
+            reg = parse_registry_file(raw.decode("utf-8"))
+        else:
+            try:
+                doc = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise RegistryFileError(f"not valid JSON: {exc}") from None
+            reg = parse_registry_document(doc)
+    except UnicodeDecodeError:
+        raise RegistryFileError("the file is not UTF-8") from None
+    async with writing(request) as conn:
+        report = await import_scoped(conn, key, reg)
+        await audit(conn, key, "registry.import", "registry",
+                    {"summary": report.summary(), "entries": {k: len(v) for k, v in _entry_keys(reg).items()}})
+    return _report(report)
