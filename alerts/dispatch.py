@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from alerts import notify, records
+from alerts.colours import Colour
 from alerts.grading import Grader
 from alerts.inhibit import Inhibitor
 from alerts.lifecycle import Alert, State
@@ -187,7 +188,12 @@ class Dispatcher:
                     continue
                 resolved = a.state in (State.RESOLVED, State.CLOSED)
                 was_told = m["notified_state"] in {s.value for s in FIRING_STATES}
-                if resolved and (not receiver.send_resolved or not was_told):
+                # An orange or red event that cleared before its group flushed (a spike inside one
+                # ingest batch, or within group_wait) is still told once: it happened, and the
+                # standards require a report of every alarm and power cut. Lesser ones that came
+                # and went are not (Alertmanager's behaviour).
+                untold_serious = not was_told and a.peak_grade >= Colour.ORANGE
+                if resolved and not untold_serious and (not receiver.send_resolved or not was_told):
                     member_updates.append((g["id"], a.id, a.notify_version, int(a.grade), a.state.value))
                     continue
                 send.append(a)

@@ -446,11 +446,12 @@ class AlertsService:
         return await self._deliverer().deliver_due()
 
     async def _run_ticker(self) -> None:
-        async with self.pool.acquire() as conn:  # start the feed at the current head
-            self._feed_seq = await conn.fetchval("SELECT seq FROM alert_journal_head WHERE singleton")
         while True:
             self._wake_tick.clear()
             try:
+                if self._feed_seq is None:  # start the feed at the current head (the database may be down)
+                    async with self.pool.acquire() as conn:
+                        self._feed_seq = await conn.fetchval("SELECT seq FROM alert_journal_head WHERE singleton")
                 await self.tick()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("alerts tick failed, retrying: %s", exc)

@@ -23,13 +23,13 @@ import numpy as np
 from detectors import rules
 from detectors.findings import RAISE, Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import Columns
+from detectors.state import ColumnDetector, Columns
 from domain.severity import Severity
 
 MAD_TO_SIGMA = 1.2533141373155001  # √(π/2)
 
 
-class Anomaly:
+class Anomaly(ColumnDetector):
     def __init__(self) -> None:
         self.cfg = Columns(
             {
@@ -56,18 +56,10 @@ class Anomaly:
             }
         )
 
-    def grow(self, n: int) -> None:
-        self.cfg.grow(n)
-        self.st.grow(n)
-
     def step(self, rd: Round, em: Emitter, stat: np.ndarray) -> None:
         if not stat.any():
             return
-        i = np.flatnonzero(stat)
-        s = rd.s[i]
-        en = self.cfg.enabled[s]
-        if not en.all():
-            i, s = i[en], s[en]
+        i, s = rd.select(stat, self.cfg.enabled)
         if s.shape[0] == 0:
             return
         cfg, st = self.cfg, self.st

@@ -13,14 +13,14 @@ import numpy as np
 from detectors import rules
 from detectors.findings import RAISE, Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import Columns
+from detectors.state import ColumnDetector, Columns
 from domain.quality import Quality
 from domain.severity import Severity
 
 _NO_RANGE = np.int16(int(Quality.CALIBRATING | Quality.MAINTENANCE))
 
 
-class QualityRules:
+class QualityRules(ColumnDetector):
     def __init__(self, fault: bool = True, over_range: bool = True) -> None:
         self.fault_enabled = fault
         self.range_enabled = over_range
@@ -35,10 +35,6 @@ class QualityRules:
                 "under_at": (np.int64, NO_TS, 1),
             }
         )
-
-    def grow(self, n: int) -> None:
-        self.cfg.grow(n)
-        self.st.grow(n)
 
     def step(self, rd: Round, em: Emitter) -> None:
         s, st = rd.s, self.st

@@ -14,30 +14,22 @@ import numpy as np
 from detectors import rules
 from detectors.findings import RAISE, Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import Columns
+from detectors.state import ColumnDetector, Columns
 from domain.severity import Severity
 
 
-class Jump:
+class Jump(ColumnDetector):
     def __init__(self) -> None:
         self.cfg = Columns(
             {"enabled": (np.bool_, False, 1), "limit": (np.float64, np.inf, 1), "hold_us": (np.int64, 0, 1)}
         )
         self.st = Columns({"on": (np.bool_, False, 1), "ref": (np.float64, np.nan, 1), "since": (np.int64, NO_TS, 1)})
 
-    def grow(self, n: int) -> None:
-        self.cfg.grow(n)
-        self.st.grow(n)
-
     def step(self, rd: Round, em: Emitter, stat: np.ndarray) -> None:
         m = stat & rd.has_prev
         if not m.any():
             return
-        i = np.flatnonzero(m)
-        s = rd.s[i]
-        en = self.cfg.enabled[s]
-        if not en.all():
-            i, s = i[en], s[en]
+        i, s = rd.select(m, self.cfg.enabled)
         cfg, st = self.cfg, self.st
         x, t, px = rd.x[i], rd.t[i], rd.prev_x[i]
         lim = cfg.limit[s]

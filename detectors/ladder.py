@@ -19,14 +19,14 @@ import numpy as np
 
 from detectors.findings import CLEAR, RAISE, UPDATE, Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import Columns
+from detectors.state import ColumnDetector, Columns
 from domain.setpoints import LADDER_DEPTH
 
 D = LADDER_DEPTH
 _K = np.arange(1, D + 1, dtype=np.int8)
 
 
-class Ladder:
+class Ladder(ColumnDetector):
     def __init__(self, rule: str, sign: float) -> None:
         self.rule = rule
         self.sign = sign
@@ -49,10 +49,6 @@ class Ladder:
                 "value": (np.float64, np.nan, 1),
             }
         )
-
-    def grow(self, n: int) -> None:
-        self.cfg.grow(n)
-        self.st.grow(n)
 
     def step(self, rd: Round, em: Emitter) -> None:
         m = rd.ladder

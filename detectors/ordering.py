@@ -111,3 +111,12 @@ class Round:
             s=s, t=t, x=x, seen=seen, q=q, untrusted=untrusted, faulty=faulty, over=over, under=under,
             ladder=ladder, xl=xl, stat=stat, prev_x=stat_x[s], prev_t=prev_t, has_prev=has_prev, dt_s=dt_s,
         )
+
+    def select(self, mask: np.ndarray, enabled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``mask`` whose sensor has ``enabled`` set: (row index, sensor id)."""
+        i = np.flatnonzero(mask)
+        s = self.s[i]
+        en = enabled[s]
+        if not en.all():
+            i, s = i[en], s[en]
+        return i, s

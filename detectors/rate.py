@@ -17,11 +17,11 @@ import numpy as np
 from detectors import rules
 from detectors.findings import RAISE, Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import Columns
+from detectors.state import ColumnDetector, Columns
 from domain.severity import Severity
 
 
-class Rate:
+class Rate(ColumnDetector):
     def __init__(self) -> None:
         self.cfg = Columns(
             {
@@ -36,19 +36,11 @@ class Rate:
             {"r": (np.float64, 0.0, 1), "on": (np.bool_, False, 1), "raised_at": (np.int64, NO_TS, 1)}
         )
 
-    def grow(self, n: int) -> None:
-        self.cfg.grow(n)
-        self.st.grow(n)
-
     def step(self, rd: Round, em: Emitter, stat: np.ndarray) -> None:
         m = stat & rd.has_prev
         if not m.any():
             return
-        i = np.flatnonzero(m)
-        s = rd.s[i]
-        en = self.cfg.enabled[s]
-        if not en.all():
-            i, s = i[en], s[en]
+        i, s = rd.select(m, self.cfg.enabled)
         dt = rd.dt_s[i]
         slope = (rd.x[i] - rd.prev_x[i]) / dt
         a = -np.expm1(-dt / self.cfg.tau_s[s])

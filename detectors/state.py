@@ -40,3 +40,15 @@ class Columns:
     @property
     def nbytes(self) -> int:
         return sum(getattr(self, name).nbytes for name in self._spec)
+
+
+class ColumnDetector:
+    """A detector whose configuration (``cfg``) and state (``st``) are :class:`Columns` indexed by
+    the dense sensor id."""
+
+    cfg: Columns
+    st: Columns
+
+    def grow(self, n: int) -> None:
+        self.cfg.grow(n)
+        self.st.grow(n)

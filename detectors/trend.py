@@ -27,11 +27,11 @@ from detectors import rules
 from detectors.findings import RAISE, Emitter
 from detectors.ladder import Ladder
 from detectors.ordering import NO_TS, Round
-from detectors.state import Columns
+from detectors.state import ColumnDetector, Columns
 from domain.severity import Severity
 
 
-class Trend:
+class Trend(ColumnDetector):
     def __init__(self, high: Ladder, low: Ladder, ttt: bool = True) -> None:
         self.high, self.low = high, low
         self.ttt_enabled = ttt
@@ -60,18 +60,10 @@ class Trend:
             }
         )
 
-    def grow(self, n: int) -> None:
-        self.cfg.grow(n)
-        self.st.grow(n)
-
     def step(self, rd: Round, em: Emitter, stat: np.ndarray) -> None:
         if not stat.any():
             return
-        i = np.flatnonzero(stat)
-        s = rd.s[i]
-        en = self.cfg.enabled[s]
-        if not en.all():
-            i, s = i[en], s[en]
+        i, s = rd.select(stat, self.cfg.enabled)
         if s.shape[0] == 0:
             return
         cfg, st = self.cfg, self.st

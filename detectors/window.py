@@ -18,13 +18,13 @@ import numpy as np
 from detectors import rules
 from detectors.findings import RAISE, Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import Columns
+from detectors.state import ColumnDetector, Columns
 from domain.severity import Severity
 
 MAD_TO_SIGMA = 1.4826
 
 
-class Window:
+class Window(ColumnDetector):
     def __init__(self, size: int = 64) -> None:
         self.W = size
         self.cfg = Columns(
@@ -57,10 +57,6 @@ class Window:
     @property
     def buffer_nbytes(self) -> int:
         return self.buf.nbytes + self.pos.nbytes + self.cnt.nbytes
-
-    def grow(self, n: int) -> None:
-        self.cfg.grow(n)
-        self.st.grow(n)
 
     def configure_kind(self, m: np.ndarray, p, enabled: bool) -> None:
         n = m.shape[0]

@@ -42,6 +42,20 @@ def _check_columns(name: str, columns: dict[str, tuple[np.ndarray, np.dtype]]) -
             raise ValueError(f"{name}.{col} has {array.shape[0]} rows, expected {length}")
 
 
+def _concat(cls, batches):
+    """One batch of ``cls`` (a column dataclass) from several, skipping empty ones."""
+    batches = [b for b in batches if len(b)]
+    if not batches:
+        return cls.empty()
+    if len(batches) == 1:
+        return batches[0]
+    return cls(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in dataclasses.fields(cls)})
+
+
+def _take(batch, index):
+    return type(batch)(**{f.name: getattr(batch, f.name)[index] for f in dataclasses.fields(batch)})
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReadingBatch:
     """Readings as columns.
@@ -107,20 +121,11 @@ class ReadingBatch:
 
     @classmethod
     def concat(cls, batches: Sequence[ReadingBatch]) -> ReadingBatch:
-        if not batches:
-            return cls.empty()
-        if len(batches) == 1:
-            return batches[0]
-        return cls(
-            **{
-                f.name: np.concatenate([getattr(b, f.name) for b in batches])
-                for f in dataclasses.fields(cls)
-            }
-        )
+        return _concat(cls, batches)
 
     def take(self, index: np.ndarray | slice) -> ReadingBatch:
         """Rows selected by an index array, boolean mask or slice."""
-        return ReadingBatch(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+        return _take(self, index)
 
 
 class RejectReason(enum.StrEnum):
@@ -244,20 +249,11 @@ class FindingBatch:
 
     @classmethod
     def concat(cls, batches: Sequence[FindingBatch]) -> FindingBatch:
-        batches = [b for b in batches if len(b)]
-        if not batches:
-            return cls.empty()
-        if len(batches) == 1:
-            return batches[0]
-        return cls(
-            **{
-                f.name: np.concatenate([getattr(b, f.name) for b in batches])
-                for f in dataclasses.fields(cls)
-            }
-        )
+        return _concat(cls, batches)
 
     def take(self, index: np.ndarray | slice) -> FindingBatch:
-        return FindingBatch(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+        """Rows selected by an index array, boolean mask or slice."""
+        return _take(self, index)
 
     def rows(self) -> list[Finding]:
         """Per-finding objects, for the (rare) consumers that work one finding at a time."""

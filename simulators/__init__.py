@@ -1,13 +1,17 @@
 """Simulators: sensor fleets of the five industries, misbehaving gateways, incident scenarios with
 ground truth, and the MQTT publisher that feeds yujing (``yujing simulate``, ``yujing demo``).
 
-Later: ``simulators.load`` (stepped load runner) and ``simulators.drill`` (score one incident
-against a live deployment) build on :func:`run_simulation` and :class:`GroundTruth`.
+``simulators.load`` (the stepped load runner of ``yujing loadtest``) and ``simulators.drill``
+(``yujing drill``: score one incident against a live deployment) build on the emitter, the
+publisher and :class:`GroundTruth`.
 """
 
+from simulators import drill, load
+from simulators.drill import DrillOptions, DrillReport, DrillScore, run_drill
 from simulators.encoder import MALFORMED_EXPECTED, encode_payloads, sensor_prefix
 from simulators.fleet import Fleet, FleetConfig, FleetConfigError, GatewayBehaviour, build_fleet, load_fleet_config
 from simulators.gateway import Emitter, EmitterStats, OutMessage, StatusChange
+from simulators.load import LoadPlan, LoadReport, run_load
 from simulators.presets import load_preset, preset_names
 from simulators.publisher import Publisher, PublisherOptions, PublisherStats
 from simulators.registry import registry_document, write_registry
@@ -16,6 +20,9 @@ from simulators.scenarios import GroundTruth, Milestone, ScenarioError, Scenario
 
 __all__ = [
     "MALFORMED_EXPECTED",
+    "DrillOptions",
+    "DrillReport",
+    "DrillScore",
     "Emitter",
     "EmitterStats",
     "Fleet",
@@ -23,6 +30,8 @@ __all__ = [
     "FleetConfigError",
     "GatewayBehaviour",
     "GroundTruth",
+    "LoadPlan",
+    "LoadReport",
     "Milestone",
     "OutMessage",
     "Publisher",
@@ -41,6 +50,8 @@ __all__ = [
     "load_scenario",
     "preset_names",
     "registry_document",
+    "run_drill",
+    "run_load",
     "run_simulation",
     "run_simulation_async",
     "scenario_names",

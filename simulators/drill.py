@@ -4,14 +4,18 @@ A drill publishes a fleet (a preset or a fleet file) with one scenario bound to 
 to every alert the service publishes on ``yj/v1/+/+/alerts`` (the default policy sends every alert
 change there) and scores the alerts against the scenario's :class:`GroundTruth`:
 
-- **detected**: an alert on the incident (a sensor the incident changes, its zone, its gateway) is
-  firing before the observation ends;
+- **detected**: an alert on the incident (a sensor the incident changes, its zone, its gateway)
+  opens after the onset and before the observation ends (one before the onset is scored like any
+  other alert in the fleet);
 - **delay**: from the reference time (the first milestone crossing, or the onset for sensor and
   gateway faults) to the first incident alert, and to the first alert at the expected grade;
 - **grade**: the highest grade raised on the incident by the deadline, against the expected one
   (higher is reported, and passes: the default policy may escalate a persisting alarm);
 - **false alarms**: alerts opened anywhere else in the fleet (outside the incident's zone and the
-  zones adjacent to it), per 1,000 sensor-hours of normal traffic.
+  zones adjacent to it), per 1,000 sensor-hours of normal traffic. Gateway-offline and no-data
+  alerts on a gateway whose link the fleet really dropped (a simulated outage: its ``offline``
+  status is heard on ``yj/v1/+/+/status``) are true alerts and listed apart; so are alerts opened
+  after the fleet stopped publishing (its gateways announce ``offline`` as the drill ends).
 
 Simulated time runs ``speed`` times faster than the wall clock. Readings carry simulated
 timestamps, so the run starts far enough in the past that the simulated clock never passes the
@@ -37,6 +41,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from domain.codec import encode_status
 from domain.errors import RetryLater
 from simulators.fleet import Fleet
 from simulators.publisher import PublisherOptions, parse_mqtt_url
@@ -46,6 +51,7 @@ from simulators.scenarios import GRADES, GroundTruth, ScenarioSpec, bind
 log = logging.getLogger(__name__)
 
 ALERTS_FILTER = "yj/v1/+/+/alerts"
+STATUS_FILTER = "yj/v1/+/+/status"
 FIRING_STATES = frozenset({"firing", "acknowledged", "latched"})
 FALSE_ALARMS_PER_1000H_TARGET = 1.0  # issue 6: at most one false alarm per 1,000 sensor-hours
 MAX_ALERT_MESSAGES = 200_000  # the listener keeps at most this many (the rest are counted, not kept)
@@ -119,12 +125,19 @@ class AlertListener:
                                   protocol=mqtt.MQTTv311, clean_session=True)
         if user:
             self.client.username_pw_set(user, password)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic_filter, qos=1)
+        self.statuses: list[tuple[float, str, str, bool]] = []  # (received, enterprise, gateway, online)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(self.topic_filter, 1), (STATUS_FILTER, 1)])
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
 
     def _on_message(self, client, userdata, msg) -> None:
         now = self.clock()
+        if msg.topic.endswith("/status"):  # a retained 'offline' (a gateway down as the drill starts) counts too
+            parts = msg.topic.split("/")
+            if len(parts) == 5:
+                with self._lock:
+                    self.statuses.append((now, parts[2], parts[3], msg.payload == encode_status(True)))
+            return
         with self._lock:
             if len(self._got) < MAX_ALERT_MESSAGES:
                 self._got.append((now, msg.payload))
@@ -145,6 +158,16 @@ class AlertListener:
     def messages(self) -> list[tuple[float, bytes]]:
         with self._lock:
             return list(self._got)
+
+    def offline_gateways(self) -> dict[tuple[str, str], float]:
+        """(enterprise, gateway) → first time it was heard offline (a Last Will, a clean offline, or
+        the retained status of a gateway already down when the drill started)."""
+        with self._lock:
+            out: dict[tuple[str, str], float] = {}
+            for t, e, g, online in self.statuses:
+                if not online:
+                    out.setdefault((e, g), t)
+            return out
 
     def close(self) -> None:
         self.client.disconnect()
@@ -175,6 +198,7 @@ class DrillScore:
     grade_delay_s: float | None  # reference → first alert at the expected grade or higher
     incident_alerts: tuple[dict, ...]
     related_alerts: tuple[dict, ...]  # same or adjacent zone, not on the incident's sensors
+    outage_alerts: tuple[dict, ...]  # gateways the fleet really took offline (simulated link outages)
     false_alarms: tuple[dict, ...]
     normal_sensor_hours: float
     observed_sim_s: float
@@ -224,14 +248,18 @@ def _openings(alerts: Sequence[AlertSeen]) -> list[AlertSeen]:
 
 
 def score(truth: GroundTruth, fleet: Fleet, alerts: Sequence[AlertSeen], observed_sim_s: float,
-          sim_span_s: float, traffic_end_sim_s: float | None = None) -> DrillScore:
+          sim_span_s: float, traffic_end_sim_s: float | None = None,
+          offline: dict[tuple[str, str], float] | None = None) -> DrillScore:
     """Score the alerts seen against the ground truth.
 
     ``observed_sim_s``: the simulated time the observation ended; ``sim_span_s``: simulated
     seconds of fleet traffic (for sensor-hours); ``traffic_end_sim_s``: when the fleet stopped
     publishing — alerts elsewhere opened after it (gateways going offline as the drill ends) are
-    the drill's own doing and not false alarms.
+    the drill's own doing and not false alarms; ``offline``: (enterprise, gateway) → sim time the
+    gateway went offline (the fleet's simulated link outages): a gateway or no-data alert on a
+    gateway that really went offline before it is a true alert, not a false one.
     """
+    offline = offline or {}
     adjacent = {truth.zone} if truth.zone else set()
     ent_index = next(i for i, e in enumerate(fleet.enterprises) if e.id == truth.enterprise)
     for ei, z in fleet.zones:
@@ -239,10 +267,10 @@ def score(truth: GroundTruth, fleet: Fleet, alerts: Sequence[AlertSeen], observe
             adjacent.add(z.id)
             adjacent.update(z.adjacent)
     sensors = set(truth.sensors)
-    incident, related, false = [], [], []
+    incident, related, outage, false = [], [], [], []
     for a in _openings(alerts):
         mine = a.enterprise == truth.enterprise
-        on_incident = mine and (
+        on_incident = mine and a.sim_s >= truth.onset_s and (
             (a.subject_kind == "sensor" and a.subject_code in sensors)
             or (a.subject_kind == "gateway" and truth.gateway is not None and a.subject_code == truth.gateway)
             or (a.subject_kind == "zone" and a.subject_code == truth.zone))
@@ -250,6 +278,9 @@ def score(truth: GroundTruth, fleet: Fleet, alerts: Sequence[AlertSeen], observe
             incident.append(a)
         elif mine and (a.zone in adjacent or (a.subject_kind == "zone" and a.subject_code in adjacent)):
             related.append(a)
+        elif ((a.subject_kind == "gateway" or a.rule.startswith("nodata"))
+              and offline.get((a.enterprise, a.gateway or a.subject_code), float("inf")) <= a.sim_s):
+            outage.append(a)
         elif traffic_end_sim_s is None or a.sim_s <= traffic_end_sim_s:
             false.append(a)
     reference, ref_s = ("dangerous", truth.dangerous_s) if truth.dangerous_s is not None else ("onset", truth.onset_s)
@@ -270,6 +301,7 @@ def score(truth: GroundTruth, fleet: Fleet, alerts: Sequence[AlertSeen], observe
         delay_s=None if first is None else first - ref_s,
         grade_delay_s=None if first_grade is None else first_grade - ref_s,
         incident_alerts=tuple(_brief(a) for a in incident), related_alerts=tuple(_brief(a) for a in related),
+        outage_alerts=tuple(_brief(a) for a in outage),
         false_alarms=tuple(_brief(a) for a in false), normal_sensor_hours=n_normal * sim_span_s / 3600.0,
         observed_sim_s=observed_sim_s,
     )
@@ -277,7 +309,7 @@ def score(truth: GroundTruth, fleet: Fleet, alerts: Sequence[AlertSeen], observe
 
 def _brief(a: AlertSeen) -> dict[str, Any]:
     return {"alert_key": a.alert_key, "grade": a.grade, "state": a.state, "rule": a.rule, "enterprise": a.enterprise,
-            "subject": f"{a.subject_kind}:{a.subject_code}", "zone": a.zone, "sim_s": round(a.sim_s, 3),
+            "subject": f"{a.subject_kind}:{a.subject_code}", "zone": a.zone, "gateway": a.gateway, "sim_s": round(a.sim_s, 3),
             "received_s": round(a.received_s, 3)}
 
 
@@ -368,8 +400,9 @@ def run_drill(fleet: Fleet, spec: ScenarioSpec, mqtt_url: str, *, seed: int = 0,
         report = result.get("report")
         sim_span = report.sim_s if report is not None else min(observed, end_sim) - sim0
         traffic_end = to_sim(wall0 + report.run_s) if report is not None else None
-        return DrillReport(truth, score(truth, fleet, seen, observed, sim_span, traffic_end), report, options.speed,
-                           sim0, wall0, len(seen), listener.dropped)
+        offline = {k: to_sim(t) for k, t in listener.offline_gateways().items()}
+        return DrillReport(truth, score(truth, fleet, seen, observed, sim_span, traffic_end, offline), report,
+                           options.speed, sim0, wall0, len(seen), listener.dropped)
     finally:
         listener.close()
 
@@ -415,6 +448,7 @@ def format_report(report: DrillReport) -> str:
         f"= {s.false_alarms_per_1000h:.2f} per 1,000 sensor-hours (target ≤ {FALSE_ALARMS_PER_1000H_TARGET:g})",
     ]
     for title, items in (("incident alerts 事件告警", s.incident_alerts), ("related 相邻区域", s.related_alerts),
+                         ("simulated link outages 模拟断线 (true alerts)", s.outage_alerts),
                          ("false alarms 误报", s.false_alarms)):
         if items:
             lines.append(f"  {title}:")

@@ -24,6 +24,7 @@ import numpy as np
 from domain.errors import RetryLater
 from domain.messages import GatewayStatus, ReadingBatch, Rejected, RejectReason
 from domain.quality import Quality
+from store.errors import TRANSIENT_ERRORS
 from store.copy_format import READING_COLUMNS, readings_copy_buffer, readings_with_device_ts_copy_buffer
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,6 @@ _DEAD_LETTER_COLUMNS = (
     "received_at", "reason", "detail", "topic", "enterprise", "gateway", "sensor", "reading_index", "payload",
 )
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.TooManyConnectionsError,
-)
 
 
 @dataclasses.dataclass(slots=True)

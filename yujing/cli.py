@@ -133,6 +133,8 @@ def registry_import(
 from yujing.commands.audit import verify as audit_verify  # noqa: E402
 from yujing.commands import keys  # noqa: E402
 from yujing.commands.backtest import backtest  # noqa: E402
+from yujing.commands.drill import drill  # noqa: E402
+from yujing.commands.loadtest import loadtest  # noqa: E402
 from yujing.commands.simulate import simulate  # noqa: E402
 
 audit_app = typer.Typer(help="The alert audit journal.", no_args_is_help=True)
@@ -143,6 +145,8 @@ app.add_typer(keys_app, name="keys")
 keys_app.command("create")(keys.create)
 app.command("backtest")(backtest)
 app.command("simulate")(simulate)
+app.command("loadtest")(loadtest)
+app.command("drill")(drill)
 
 
 def main() -> None:  # pragma: no cover

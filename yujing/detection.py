@@ -10,15 +10,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
+import tenacity
 import yaml
 from prometheus_client import Counter, Histogram
 
 from detectors import DetectorConfig, Engine
-from domain.errors import FixConfiguration
+from domain.errors import FixConfiguration, RetryLater
 from domain.messages import FindingBatch
 from domain.registry import RegistrySnapshot
 from domain.severity import FindingEvent, Severity
 from ingest.decode import DecodedChunk
+from store.errors import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ detector_seconds = Histogram(
 findings_total = Counter("yujing_findings_total", "Findings emitted", ["rule", "severity", "event"])
 
 FindingSink = Callable[[FindingBatch], Awaitable[None]]
+SINK_RETRY_MAX_S = 5.0
 
 
 def load_detector_config(path: Path | None) -> DetectorConfig:
@@ -72,7 +75,33 @@ class Detection:
         detector_seconds.observe(time.perf_counter() - started)
         if len(findings):
             _count(findings)
-            await self._sink(findings)
+            await self._deliver(findings)
+
+    async def _deliver(self, findings: FindingBatch) -> None:
+        """Hand findings to the sink, retrying while the database is unavailable.
+
+        A finding is a state change the engine will not repeat, so it must never be dropped:
+        while the sink cannot commit, the pipeline waits here (the writers are waiting for the
+        same database anyway), and the backlog stays in the broker."""
+        errors: list[str] = []
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = str(state.outcome.exception()) if state.outcome else "?"
+            if not errors or errors[-1] != error:
+                log.warning("findings not delivered, retrying", extra={"error": error, "findings": len(findings)})
+                errors.append(error)
+
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type((*TRANSIENT_ERRORS, RetryLater)),
+            wait=tenacity.wait_random_exponential(multiplier=0.05, max=SINK_RETRY_MAX_S),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._sink(findings)
+        if errors:
+            log.info("findings delivered after retrying", extra={"findings": len(findings)})
 
     async def run_ticks(self, interval_s: float, clock_us: Callable[[], int]) -> None:
         while True:
@@ -80,4 +109,4 @@ class Detection:
             findings = self.engine.tick(clock_us())
             if len(findings):
                 _count(findings)
-                await self._sink(findings)
+                await self._deliver(findings)

@@ -161,3 +161,29 @@ async def test_operator_transitions_reach_the_feed(pool, clock, receiver):
     events = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
     assert [e["action"] for e in events] == ["opened", "acknowledged"]
     assert events[0]["enterprise"] == "E001" and events[1]["detail"]["alert"]["state"] == "acknowledged"
+
+
+async def test_orange_spike_that_cleared_before_the_flush_is_still_told(pool, clock, receiver):
+    svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
+    t = clock.t
+    # a power-cut spike raised and cleared within one ingest chunk
+    await svc.handle(findings([(1, "limit", RAISE, ALARM, t, 1.6, 1.5), (1, "limit", CLEAR, ALARM, t + 0.05, 0.4, 1.5)]))
+    async with pool.acquire() as conn:
+        for _ in range(3):
+            await svc.tick()
+            clock.advance(1)
+        rows = [r for r in await outbox(conn) if r["receiver"] == "control-room"]
+    assert len(rows) == 1
+    [told] = rows[0]["payload"]["alerts"]
+    assert told["state"] == "resolved" and told["grade"] == "orange"
+
+
+async def test_yellow_blip_that_cleared_before_the_flush_is_not_told(pool, clock, receiver):
+    svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
+    t = clock.t
+    await svc.handle(findings([(1, "limit", RAISE, WARNING, t, 1.1, 1.0), (1, "limit", CLEAR, WARNING, t + 5, 0.4, 1.0)]))
+    async with pool.acquire() as conn:
+        for _ in range(40):
+            await svc.tick()
+            clock.advance(1)
+        assert [r for r in await outbox(conn) if r["receiver"] == "control-room"] == []

@@ -14,6 +14,7 @@ import uuid
 import asyncpg
 import pytest
 
+from domain.codec import encode_batch
 from store.migrate import apply_migrations
 from store.registry import import_registry
 from store.registry_file import parse_registry_file
@@ -118,45 +119,60 @@ async def test_collector_killed_with_sigkill_then_restarted(db_url, db, broker, 
     assert "Traceback" not in log
 
 
-async def test_postgresql_restarted_under_load(broker):
-    cluster = PrivateCluster()
-    cluster.init()
-    cluster.start()
+@pytest.fixture
+async def cluster():
+    """A private PostgreSQL cluster (so restarting it disturbs no other test) with a migrated
+    database ``yujing``."""
+    c = PrivateCluster()
+    c.init()
+    c.start()
     try:
-        admin = await asyncpg.connect(cluster.admin_url)
+        admin = await asyncpg.connect(c.admin_url)
         await admin.execute("CREATE DATABASE yujing")
         await admin.close()
-        conn = await asyncpg.connect(cluster.url("yujing"))
+        conn = await asyncpg.connect(c.url("yujing"))
         await apply_migrations(conn)
-        f = fleet()
-        await import_registry(conn, parse_registry_file(f.registry_yaml()))
+        await conn.close()
+        yield c
+    finally:
+        c.close()
+
+
+async def import_into(cluster: PrivateCluster, registry_yaml: str) -> None:
+    conn = await asyncpg.connect(cluster.url("yujing"))
+    try:
+        await import_registry(conn, parse_registry_file(registry_yaml))
+    finally:
         await conn.close()
 
-        async def committed():
-            c = await asyncpg.connect(cluster.url("yujing"))
-            try:
-                return await count(c)
-            finally:
-                await c.close()
 
-        async with running_service(service_settings(cluster.url("yujing"), broker.url)) as service:
-            offered = Offered(broker.port, f.messages(MESSAGES))
-            offered.start()
+async def test_postgresql_restarted_under_load(broker, cluster):
+    f = fleet()
+    await import_into(cluster, f.registry_yaml())
 
-            async def restart():
-                await asyncio.to_thread(cluster.restart, "immediate")
+    async def committed():
+        c = await asyncpg.connect(cluster.url("yujing"))
+        try:
+            return await count(c)
+        finally:
+            await c.close()
 
-            published, stored_now = await strike_while_in_flight(offered, committed, restart)
-            assert published > stored_now
-            await offered.finish()
-            conn = await asyncpg.connect(cluster.url("yujing"))
-            try:
-                await assert_exactly_once(conn, f)
-            finally:
-                await conn.close()
-            assert service.collector.committed_readings == READINGS
-    finally:
-        cluster.close()
+    async with running_service(service_settings(cluster.url("yujing"), broker.url)) as service:
+        offered = Offered(broker.port, f.messages(MESSAGES))
+        offered.start()
+
+        async def restart():
+            await asyncio.to_thread(cluster.restart, "immediate")
+
+        published, stored_now = await strike_while_in_flight(offered, committed, restart)
+        assert published > stored_now
+        await offered.finish()
+        conn = await asyncpg.connect(cluster.url("yujing"))
+        try:
+            await assert_exactly_once(conn, f)
+        finally:
+            await conn.close()
+        assert service.collector.committed_readings == READINGS
 
 
 async def test_broker_restarted_under_load(db_url, db, broker):
@@ -173,3 +189,39 @@ async def test_broker_restarted_under_load(db_url, db, broker):
         assert published > committed
         await offered.finish()
         await assert_exactly_once(db, f)
+
+
+async def test_findings_raised_while_the_database_is_down_reach_the_alerts(broker, cluster):
+    """The detectors keep working during an outage; their findings wait for the database."""
+    await import_into(cluster, 'enterprises: [{id: E1, name: 某煤矿, region: "360100", industry: coal_mine}]\n'
+                               "gateways: [{id: G1, enterprise: E1}]\n"
+                               "sensors: [{id: CH4-01, gateway: G1, kind: methane, location_class: T1}]\n")
+    async with running_service(service_settings(cluster.url("yujing"), broker.url)) as service:
+        await asyncio.to_thread(cluster.stop, "immediate")
+        pub = Publisher(broker.port)
+        t = now_ms()
+        pub.publish_all([
+            ("yj/v1/E1/G1/up", encode_batch(t, ["CH4-01"], [1.7])),  # above the power-cut setpoint
+            ("yj/v1/E1/G1/status", b"offline"),
+        ])
+        await asyncio.to_thread(pub.wait_acked)
+        await asyncio.sleep(3)  # the findings are raised now, and cannot be committed
+        assert service.collector.committed_messages == 0
+        await asyncio.to_thread(cluster.start)
+
+        async def alerted():
+            c = await asyncpg.connect(cluster.url("yujing"))
+            try:
+                return {r["rule"] for r in await c.fetch("SELECT rule FROM alerts")}
+            finally:
+                await c.close()
+
+        rules = await wait_for(lambda: _has(alerted, {"limit", "gateway_offline"}), 60, what="alerts after recovery")
+        assert {"limit", "gateway_offline"} <= rules
+        await wait_for(lambda: service.collector.committed_messages >= 2, 30, what="messages committed")
+        pub.close()
+
+
+async def _has(fetch, wanted: set[str]):
+    got = await fetch()
+    return got if wanted <= got else None
