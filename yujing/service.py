@@ -1,7 +1,8 @@
 """The service: one TaskGroup running every stage, wired in one place.
 
-    MQTT ──▶ collector (decode ─▶ detectors ─▶ alerts) ──▶ writers ──▶ TimescaleDB ──▶ ack
-             registry watcher · gateway liveness
+    MQTT ──▶ collector: decode ─▶ live feed ─▶ detectors ─▶ alerts ──▶ writers ──▶ TimescaleDB ──▶ ack
+             registry watcher · gateway liveness · detector ticks · alerts timers and outbox
+             rollups · retention · API (uvicorn) · gauges
 
 Shutdown (SIGTERM/SIGINT): intake stops taking messages, the decoded batch is flushed and
 committed, its messages acknowledged, then the MQTT session is closed (persisting in the broker
@@ -14,18 +15,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable
 
 import asyncpg
 import prometheus_client
-
-import time
-
 import uvicorn
 
 from alerts import AlertFeed, load_policy
-from api import ApiContext, ApiSettings, ReadingHub, create_app
 from alerts.service import AlertsService
+from api import ApiContext, ApiSettings, ReadingHub, create_app
 from detectors import Engine
 from detectors.rebuild import rebuild
 from domain.errors import FixConfiguration, RetryLater
@@ -47,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 30.0
 ROLLUP_INTERVAL_S = 5.0
+OTHER_CONNECTIONS = 8  # API, alerts, rollups, retention, liveness, registry
 
 
 def now_us() -> int:
@@ -96,7 +96,17 @@ class Service:
     async def run(self) -> None:
         s = self.settings
         ingest = s.ingest
-        pool = await create_pool(s, min_size=ingest.writer_connections, max_size=ingest.writer_connections + 4)
+        # Configuration first: a bad file stops start-up before anything connects.
+        detector_config = load_detector_config(s.detectors_config)
+        policy = load_policy(s.alerts_config)
+        # The writers have connections of their own, so API queries and background jobs never
+        # make a commit wait for a connection.
+        write_pool = await create_pool(s, min_size=ingest.writer_connections, max_size=ingest.writer_connections)
+        try:
+            pool = await create_pool(s, min_size=2, max_size=OTHER_CONNECTIONS)
+        except BaseException:
+            await write_pool.close()
+            raise
         try:
             await check_schema(pool)
             watcher = RegistryWatcher(pool, s.retention.days, ingest.registry_poll_s)
@@ -107,7 +117,7 @@ class Service:
             )
             watcher.subscribe(decoder.use)
             self.decoder = decoder
-            engine = Engine(load_detector_config(s.detectors_config))
+            engine = Engine(detector_config)
             watcher.subscribe(engine.set_registry)
             if s.detectors_rebuild_s:
                 async with pool.acquire() as conn:
@@ -115,12 +125,12 @@ class Service:
                 log.info("detector state rebuilt", extra={"readings": replayed, "lookback_s": s.detectors_rebuild_s})
             self.bridge = bridge = self._bridge()
             self.alerts = AlertsService(
-                pool, load_policy(s.alerts_config), lambda: watcher.snapshot, time.time, self.alert_feed,
+                pool, policy, lambda: watcher.snapshot, time.time, self.alert_feed,
                 mqtt_publish=bridge.publish,
             )
             detection = Detection(engine, self.alerts.handle, lambda: watcher.snapshot)
             self.detection = detection
-            collector = Collector(ingest, bridge, decoder, ReadingWriter(pool, timeout_s=60), on_chunk=self._on_chunk)
+            collector = Collector(ingest, bridge, decoder, ReadingWriter(write_pool, timeout_s=60), on_chunk=self._on_chunk)
             self.collector = collector
             if s.metrics_port:
                 prometheus_client.start_http_server(s.metrics_port, addr=s.http_host)
@@ -135,6 +145,7 @@ class Service:
                 bridge.stop()
         finally:
             await pool.close()
+            await write_pool.close()
         log.info("yujing stopped")
 
     async def _run_stages(self, pool, watcher: RegistryWatcher, collector: Collector) -> None:
