@@ -1,7 +1,7 @@
 # yujing — one command to set up and run, one to set up and test, on a fresh Debian 12 machine
 # (as root, or with sudo). Every setup step checks before it acts: a second run changes nothing.
 #
-#   make run        setup, migrate, then run the service (the demo when the CLI has one)
+#   make run        setup, migrate, then `yujing demo`: the service, a simulated fleet, the dashboard
 #   make test       setup, then pytest $(PYTEST_ARGS)
 #   make setup      system packages, PostgreSQL + TimescaleDB (tuned), database, .venv, broker
 #   make bench      setup, then every bench/*.py
@@ -64,13 +64,10 @@ broker-stop:
 	@bash $(SETUP)/broker.sh stop
 
 run: export YUJING_DATABASE_URL := $(YUJING_DATABASE_URL)
+run: export MALLOC_ARENA_MAX := 2
 run: setup
 	$(VENV)/bin/yujing migrate
-	@if $(VENV)/bin/yujing demo --help >/dev/null 2>&1; then \
-		echo "$(VENV)/bin/yujing demo"; exec $(VENV)/bin/yujing demo; \
-	else \
-		echo "$(VENV)/bin/yujing run"; exec $(VENV)/bin/yujing run; \
-	fi
+	$(VENV)/bin/yujing demo
 
 test: setup
 	@echo "pytest $(PYTEST_ARGS)  (YUJING_MQTT_URL=$$YUJING_MQTT_URL)"

@@ -293,6 +293,7 @@ class ServiceUnderTest:
             "YUJING_HTTP_PORT": str(free_port()),
             "YUJING_LOG_FORMAT": "json",
             "YUJING_DETECTORS_REBUILD_S": "0",
+            "MALLOC_ARENA_MAX": "2",  # as deployed (README, Operations): fewer glibc arenas, less RSS
         }
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "yujing", "run"], env=env, cwd=REPO,

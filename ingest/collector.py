@@ -73,6 +73,8 @@ class Collector:
         self.committed_messages = 0
         self._unacked = 0
         self._uncommitted: dict[int, int] = {}  # id(batch) -> its oldest receive time, µs
+        self.watermark_us = 0  # newest reading time taken from the broker so far
+        self._behind = True  # until the first take that finds the broker's queue drained
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then flush what was decoded, commit it and acknowledge it."""
@@ -91,10 +93,15 @@ class Collector:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             wait_s = s.batch_max_wait_s if not pending else max(0.0, started + s.batch_max_wait_s - loop.time())
-            taken = await self._bridge.take(min(MAX_BURST_MESSAGES, s.batch_max_messages - messages), wait_s)
+            want = min(MAX_BURST_MESSAGES, s.batch_max_messages - messages)
+            taken = await self._bridge.take(want, wait_s)
             metrics.inbox_depth.set(self._bridge.pending())
+            # Caught up: the take found less than it could hold and nothing more is waiting.
+            self._behind = len(taken) >= want or self._bridge.pending() > 0
             if taken:
                 chunk = self._decoder.decode(taken)
+                if len(chunk.readings):
+                    self.watermark_us = max(self.watermark_us, int(chunk.readings.ts_us.max()))
                 self._note_seen(chunk)
                 if self._on_chunk is not None:
                     await self._on_chunk(chunk)
@@ -115,6 +122,20 @@ class Collector:
             await self._enqueue(pending)
         for _ in range(s.writer_connections):
             await self._queue.put(None)
+
+    def liveness_now_us(self) -> int:
+        """The clock against which gateway and sensor silence is judged.
+
+        While the collector keeps up with the broker, silence is real and wall time is right. While
+        it is behind — the database is slow or down and intake is blocked, the MQTT connection is
+        down, or a backlog is draining — a sensor can look silent only because yujing is not
+        reading, so the clock is held at the newest reading time taken so far: a DB outage never
+        becomes a province-wide storm of no-data alerts."""
+        now = self._clock_us()
+        stalled = self._queue.full() or not self._bridge.connected
+        if (self._behind or stalled) and self.watermark_us:
+            return min(now, self.watermark_us)
+        return now
 
     @property
     def oldest_unacked_s(self) -> float | None:

@@ -11,6 +11,12 @@ import asyncpg
 import typer
 
 from domain.errors import FixConfiguration, RetryLater
+from yujing.commands import keys
+from yujing.commands.audit import verify as audit_verify
+from yujing.commands.backtest import backtest
+from yujing.commands.drill import drill
+from yujing.commands.loadtest import loadtest
+from yujing.commands.simulate import simulate
 from yujing.logs import configure_logging
 from yujing.settings import ConfigError, Settings, load_settings
 
@@ -22,6 +28,16 @@ app = typer.Typer(
 )
 registry_app = typer.Typer(help="The registry of regions, enterprises, zones, gateways, sensors, hazard sources.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+audit_app = typer.Typer(help="The alert audit journal.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+audit_app.command("verify")(audit_verify)
+keys_app = typer.Typer(help="API keys, each scoped to the province, a city, a county or an enterprise.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+keys_app.command("create")(keys.create)
+app.command("backtest")(backtest)
+app.command("simulate")(simulate)
+app.command("loadtest")(loadtest)
+app.command("drill")(drill)
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", help="TOML settings file (or YUJING_CONFIG).", show_default=False)
@@ -130,23 +146,6 @@ def registry_import(
     _run(main())
 
 
-from yujing.commands.audit import verify as audit_verify  # noqa: E402
-from yujing.commands import keys  # noqa: E402
-from yujing.commands.backtest import backtest  # noqa: E402
-from yujing.commands.drill import drill  # noqa: E402
-from yujing.commands.loadtest import loadtest  # noqa: E402
-from yujing.commands.simulate import simulate  # noqa: E402
-
-audit_app = typer.Typer(help="The alert audit journal.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
-audit_app.command("verify")(audit_verify)
-keys_app = typer.Typer(help="API keys, each scoped to the province, a city, a county or an enterprise.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-keys_app.command("create")(keys.create)
-app.command("backtest")(backtest)
-app.command("simulate")(simulate)
-app.command("loadtest")(loadtest)
-app.command("drill")(drill)
 
 
 def main() -> None:  # pragma: no cover

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 import time
@@ -153,9 +154,14 @@ class Service:
         async with asyncio.TaskGroup() as tg:
             background = [
                 tg.create_task(watcher.run(), name="registry-watch"),
-                tg.create_task(run_liveness(pool, collector.gateway_seen_us, ingest.liveness_check_s), name="liveness"),
+                tg.create_task(
+                    run_liveness(pool, collector.gateway_seen_us, ingest.liveness_check_s,
+                                 clock=lambda: dt.datetime.fromtimestamp(collector.liveness_now_us() / 1e6, dt.UTC)),
+                    name="liveness",
+                ),
                 tg.create_task(self._run_gauges(), name="gauges"),
-                tg.create_task(self.detection.run_ticks(self.settings.detectors_tick_s, now_us), name="detector-ticks"),
+                tg.create_task(self.detection.run_ticks(self.settings.detectors_tick_s, collector.liveness_now_us),
+                               name="detector-ticks"),
                 tg.create_task(self.alerts.run(), name="alerts"),
                 tg.create_task(run_retention(pool, self.settings.retention), name="retention"),
                 tg.create_task(run_rollups(pool, ROLLUP_INTERVAL_S), name="rollups"),
