@@ -21,10 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from detectors import rules
-from detectors.findings import RAISE, Emitter
+from detectors.findings import Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import ColumnDetector, Columns
-from domain.severity import Severity
+from detectors.state import ColumnDetector, Columns, decide_scored, emit_active_scored
 
 MAD_TO_SIGMA = 1.2533141373155001  # √(π/2)
 
@@ -81,22 +80,7 @@ class Anomaly(ColumnDetector):
         st.mu[s] = np.where(learn, mu0 + a * ec, mu0)
         st.d[s] = np.where(learn, d0 + a * (ad - d0), d0)
         st.n[s] = n0 + learn
-        st.score[s] = score
-        was = st.on[s]
-        t = rd.t[i]
-        lc = st.last_clear[s]
-        can_raise = (lc == NO_TS) | ((t - lc) >= cfg.refr_us[s])
-        now = (flagged & (was | can_raise)) | (was & warm & (score >= cfg.clr[s]))
-        if not (now.any() or was.any()):
-            return
-        st.on[s] = now
-        new = now & ~was
-        st.raised_at[s[new]] = t[new]
-        cleared = was & ~now
-        st.last_clear[s[cleared]] = t[cleared]
-        em.transitions(rules.ANOMALY, s, was, now, Severity.NOTICE, t, x, score)
+        decide_scored(rules.ANOMALY, cfg, st, s, rd.t[i], x, score, flagged, warm, em)
 
     def active(self, em: Emitter) -> None:
-        s = np.flatnonzero(self.st.on)
-        em.emit(rules.ANOMALY, s, RAISE, Severity.NOTICE, self.st.raised_at[s],
-                setpoint=self.st.score[s].astype(np.float64))
+        emit_active_scored(rules.ANOMALY, self.st, em)

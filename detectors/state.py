@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.findings import RAISE
+from detectors.ordering import NO_TS
+from domain.severity import Severity
+
 
 class Columns:
     """A set of parallel arrays of one length; ``spec`` maps name -> (dtype, fill, width).
@@ -52,3 +56,29 @@ class ColumnDetector:
     def grow(self, n: int) -> None:
         self.cfg.grow(n)
         self.st.grow(n)
+
+
+def decide_scored(rule: str, cfg: Columns, st: Columns, s, t, x, score, flagged, ready, em) -> None:
+    """Deciding, apart from scoring: raise where ``flagged`` (unless within the refractory period
+    after the last clear), hold while ``ready`` and the score stays at or above the clear level,
+    clear otherwise; emit the transitions. Columns used: cfg ``refr_us``, ``clr``; st ``score``,
+    ``on``, ``raised_at``, ``last_clear``. All arrays have the length of ``s`` (sensor ids)."""
+    st.score[s] = score
+    was = st.on[s]
+    lc = st.last_clear[s]
+    can_raise = (lc == NO_TS) | ((t - lc) >= cfg.refr_us[s])
+    now = (flagged & (was | can_raise)) | (was & ready & (score >= cfg.clr[s]))
+    if not (now.any() or was.any()):
+        return
+    st.on[s] = now
+    new = now & ~was
+    st.raised_at[s[new]] = t[new]
+    cleared = was & ~now
+    st.last_clear[s[cleared]] = t[cleared]
+    em.transitions(rule, s, was, now, Severity.NOTICE, t, x, score)
+
+
+def emit_active_scored(rule: str, st: Columns, em) -> None:
+    """The raised conditions of a scored detector, as ``raise`` rows (see :func:`decide_scored`)."""
+    s = np.flatnonzero(st.on)
+    em.emit(rule, s, RAISE, Severity.NOTICE, st.raised_at[s], setpoint=st.score[s].astype(np.float64))

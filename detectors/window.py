@@ -16,10 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from detectors import rules
-from detectors.findings import RAISE, Emitter
+from detectors.findings import Emitter
 from detectors.ordering import NO_TS, Round
-from detectors.state import ColumnDetector, Columns
-from domain.severity import Severity
+from detectors.state import ColumnDetector, Columns, decide_scored, emit_active_scored
 
 MAD_TO_SIGMA = 1.4826
 
@@ -109,21 +108,7 @@ class Window(ColumnDetector):
         self.buf[ri, self.pos[ri]] = x[ins]
         self.pos[ri] = (self.pos[ri] + 1) % W
         self.cnt[ri] = np.minimum(self.cnt[ri] + 1, W)
-        st.score[s] = score
-        was = st.on[s]
-        lc = st.last_clear[s]
-        can_raise = (lc == NO_TS) | ((t - lc) >= cfg.refr_us[s])
-        now = (flagged & (was | can_raise)) | (was & full & (score >= cfg.clr[s]))
-        if not (now.any() or was.any()):
-            return
-        st.on[s] = now
-        new = now & ~was
-        st.raised_at[s[new]] = t[new]
-        cleared = was & ~now
-        st.last_clear[s[cleared]] = t[cleared]
-        em.transitions(rules.WINDOW, s, was, now, Severity.NOTICE, t, x, score)
+        decide_scored(rules.WINDOW, cfg, st, s, t, x, score, flagged, full, em)
 
     def active(self, em: Emitter) -> None:
-        s = np.flatnonzero(self.st.on)
-        em.emit(rules.WINDOW, s, RAISE, Severity.NOTICE, self.st.raised_at[s],
-                setpoint=self.st.score[s].astype(np.float64))
+        emit_active_scored(rules.WINDOW, self.st, em)

@@ -6,7 +6,7 @@ ground truth, and the MQTT publisher that feeds yujing (``yujing simulate``, ``y
 publisher and :class:`GroundTruth`.
 """
 
-from simulators import drill, load
+from simulators import drill, load  # noqa: F401  (submodules, for `simulators.drill` and `simulators.load`)
 from simulators.drill import DrillOptions, DrillReport, DrillScore, run_drill
 from simulators.encoder import MALFORMED_EXPECTED, encode_payloads, sensor_prefix
 from simulators.fleet import Fleet, FleetConfig, FleetConfigError, GatewayBehaviour, build_fleet, load_fleet_config

@@ -285,7 +285,7 @@ async def _import_sensors(conn, registry: RegistryFile, report: ImportReport, zo
 
 async def _import_hazard_sources(conn, registry: RegistryFile, report: ImportReport, sensor_ids) -> None:
     enterprises = await _enterprises(conn)
-    rows, links = [], []
+    rows = []
     for i, h in enumerate(registry.hazard_sources):
         if h.enterprise not in enterprises:
             raise RegistryFileError(f"hazard_sources[{i}] ({h.id}): enterprise {h.enterprise} is not registered")

@@ -9,13 +9,11 @@ Deactivating sets ``active = false`` (regions, which have no such flag, are dele
 """
 
 import dataclasses
-import datetime as dt
 import json
 from typing import Annotated, Any
 
 import asyncpg
-import yaml
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from api.auth import audit, reading, require_key, writing

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 
 from domain.codec import encode_batch, encode_status
 from domain.topics import status_topic, up_topic

@@ -6,7 +6,6 @@ Nothing here skips: a missing service is a failure with a message that says how 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
