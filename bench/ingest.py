@@ -528,9 +528,10 @@ def main() -> None:
             r = run_offered(service, broker.port, 50, args.capacity_fraction * copy_rate, args.duration)
             service.stop()
             r["ratio_to_copy"] = r["committed_readings_s"] / copy_rate
+            r["peak_rss_mb"] = service.peak_rss / 2**20
             results["capacity"] = r
             print(f"capacity  offered {r['offered_readings_s']:,.0f}/s (50/msg): committed {r['committed_readings_s']:,.0f}/s "
-                  f"= {r['ratio_to_copy']:.2f} x COPY", flush=True)
+                  f"= {r['ratio_to_copy']:.2f} x COPY; peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
             asyncio.run(reset(db_url))
 
         bare_rate = None
