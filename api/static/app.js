@@ -171,12 +171,15 @@
       api('/api/v1/sensors/' + id + '/setpoints')
     ]).then(function (res) {
       var r = res[0];
-      state.series = r.ts.map(function (ts, i) { return [ts, r.value[i]]; });
+      state.series = r.ts.map(function (ts, i) { return [Date.parse(ts), r.value[i]]; });
+      state.series.sort(byTime);
       state.setpoints = res[1].setpoints;
       drawChart(res[1]);
       openSensorFeed(id);
     });
   }
+
+  function byTime(a, b) { return a[0] - b[0]; }
 
   function drawChart(meta) {
     var lines = state.setpoints.map(function (p) {
@@ -201,9 +204,15 @@
     ws.onmessage = function (ev) {
       var m = JSON.parse(ev.data);
       if (m.type !== 'readings') { return; }
+      var last = state.series.length ? state.series[state.series.length - 1][0] : -Infinity;
+      var ordered = true;
       for (var i = 0; i < m.sensor.length; i++) {
-        state.series.push([new Date(m.ts_us[i] / 1000).toISOString(), m.value[i]]);
+        var ms = m.ts_us[i] / 1000;
+        if (ms < last) { ordered = false; }
+        last = Math.max(last, ms);
+        state.series.push([ms, m.value[i]]);
       }
+      if (!ordered) { state.series.sort(byTime); }  // late and backfilled readings arrive out of order
       if (state.series.length > 20000) { state.series.splice(0, state.series.length - 20000); }
       state.chart.setOption({ series: [{ data: state.series }] });
     };

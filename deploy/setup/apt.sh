@@ -10,8 +10,9 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
 fi
 load_pg_cluster
 
-pkgs=(mosquitto mosquitto-clients build-essential cmake "postgresql-server-dev-$PG_MAJOR" libssl-dev chromium)
-# chromium: Debian's browser, driven headless by the dashboard test (a downloaded browser is never used)
+pkgs=(mosquitto mosquitto-clients build-essential cmake "postgresql-server-dev-$PG_MAJOR" libssl-dev chromium fonts-wqy-microhei)
+# chromium: Debian's browser, driven headless by the dashboard test (a downloaded browser is never used);
+# fonts-wqy-microhei: a small CJK font, so the Chinese dashboard renders in it
 
 # python3-venv only when the python3 on PATH cannot make a venv with pip (Debian's own python).
 PYTHON="${PYTHON:-python3}"
