@@ -56,8 +56,6 @@ class Anomaly(ColumnDetector):
         )
 
     def step(self, rd: Round, em: Emitter, stat: np.ndarray) -> None:
-        if not stat.any():
-            return
         i, s = rd.select(stat, self.cfg.enabled)
         if s.shape[0] == 0:
             return

@@ -39,8 +39,6 @@ class Stuck(ColumnDetector):
         )
 
     def step(self, rd: Round, em: Emitter, stat: np.ndarray) -> None:
-        if not stat.any():
-            return
         i, s = rd.select(stat, self.cfg.enabled)
         if s.shape[0] == 0:
             return

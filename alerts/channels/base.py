@@ -25,6 +25,19 @@ class DeliveryError(Exception):
         self.retry_after_s = retry_after_s
 
 
+_ELLIPSIS = "\n…"
+
+
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, on a character boundary, marked with "…"
+    (robot webhooks refuse longer messages)."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    room = max_bytes - len(_ELLIPSIS.encode("utf-8"))
+    return data[:room].decode("utf-8", errors="ignore") + _ELLIPSIS
+
+
 def classify_http(resp: httpx.Response) -> None:
     """Raise for a non-2xx response, retryable for 408, 429 and 5xx."""
     if 200 <= resp.status_code < 300:

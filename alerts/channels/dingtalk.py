@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from alerts.channels.base import DeliveryError, classify_http, post_json
+from alerts.channels.base import DeliveryError, classify_http, cut_utf8, post_json
 from alerts.policy import DingTalkChannel
 
 RETRYABLE_ERRCODES = frozenset({-1, 130101})
@@ -39,21 +39,14 @@ def signed_url(url: str, secret: str | None, timestamp_ms: int) -> str:
     return f"{url}{sep}timestamp={timestamp_ms}&sign={sign(secret, timestamp_ms)}"
 
 
-def _cut(text: str, max_bytes: int) -> str:
-    data = text.encode("utf-8")
-    if len(data) <= max_bytes:
-        return text
-    return data[: max_bytes - 6].decode("utf-8", errors="ignore") + "\n…"
-
-
 def body(ch: DingTalkChannel, payload: dict[str, Any]) -> dict[str, Any]:
     mentions = " ".join(f"@{m}" for m in ch.at_mobiles)
     at = {"atMobiles": list(ch.at_mobiles), "isAtAll": ch.at_all}
     if ch.msgtype == "text":
         content = payload["text"] + (f"\n{mentions}" if mentions else "")
-        return {"msgtype": "text", "text": {"content": _cut(content, MARKDOWN_MAX_BYTES)}, "at": at}
+        return {"msgtype": "text", "text": {"content": cut_utf8(content, MARKDOWN_MAX_BYTES)}, "at": at}
     text = payload["markdown"] + (f"\n\n{mentions}" if mentions else "")
-    return {"msgtype": "markdown", "markdown": {"title": payload["title"][:64], "text": _cut(text, MARKDOWN_MAX_BYTES)},
+    return {"msgtype": "markdown", "markdown": {"title": payload["title"][:64], "text": cut_utf8(text, MARKDOWN_MAX_BYTES)},
             "at": at}
 
 

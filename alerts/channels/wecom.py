@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from alerts.channels.base import DeliveryError, classify_http, post_json
+from alerts.channels.base import DeliveryError, classify_http, cut_utf8, post_json
 from alerts.policy import WeComChannel
 
 RETRYABLE_ERRCODES = frozenset({-1, 45009})
@@ -21,20 +21,13 @@ MARKDOWN_MAX_BYTES = 4096
 TEXT_MAX_BYTES = 2048
 
 
-def _cut(text: str, max_bytes: int) -> str:
-    data = text.encode("utf-8")
-    if len(data) <= max_bytes:
-        return text
-    return data[: max_bytes - 4].decode("utf-8", errors="ignore") + "\n…"
-
-
 def body(ch: WeComChannel, payload: dict[str, Any]) -> dict[str, Any]:
     if ch.msgtype == "text":
-        text: dict[str, Any] = {"content": _cut(payload["text"], TEXT_MAX_BYTES)}
+        text: dict[str, Any] = {"content": cut_utf8(payload["text"], TEXT_MAX_BYTES)}
         if ch.mentioned_mobiles:
             text["mentioned_mobile_list"] = list(ch.mentioned_mobiles)
         return {"msgtype": "text", "text": text}
-    return {"msgtype": "markdown", "markdown": {"content": _cut(payload["markdown"], MARKDOWN_MAX_BYTES)}}
+    return {"msgtype": "markdown", "markdown": {"content": cut_utf8(payload["markdown"], MARKDOWN_MAX_BYTES)}}
 
 
 async def send(http: httpx.AsyncClient, ch: WeComChannel, payload: dict[str, Any], timeout_s: float) -> None:

@@ -9,6 +9,7 @@ from domain.messages import RawMessage
 from ingest.collector import Collector
 from ingest.decode import DecodeLimits, Decoder
 from tests.support.registry import snapshot
+from tests.support.services import wait_for
 from yujing.settings import IngestSettings
 
 WALL_US = 1_764_400_000_000_000
@@ -44,21 +45,24 @@ async def test_clock_holds_at_the_newest_reading_while_behind_or_stalled():
     bridge.inbox = [message(reading_ms + i) for i in range(3000)]
     stop = asyncio.Event()
     intake = asyncio.create_task(collector._run_intake(stop))
-    await asyncio.sleep(0.1)
-    # no writer takes batches: the queue is full, intake is blocked, a backlog waits
-    assert collector._queue.full() and bridge.pending() > 0
+    # no writer takes batches: the queue fills, intake blocks, a backlog waits
+    await wait_for(lambda: collector._queue.full() and collector.watermark_us, 5, interval_s=0.01, what="stall")
+    assert bridge.pending() > 0
     assert collector.liveness_now_us() == collector.watermark_us == (reading_ms + 1999) * 1000
     # a writer drains the queue; intake takes the rest and then finds nothing more waiting
-    for _ in range(100):
-        if not collector._queue.empty():
+    def writer_drains() -> bool:  # a writer takes what is queued; done once nothing is left anywhere
+        while not collector._queue.empty():
             collector._queue.get_nowait()
-        await asyncio.sleep(0.01)
-    assert bridge.pending() == 0
+        return bridge.pending() == 0 and collector.liveness_now_us() == WALL_US
+
+    await wait_for(writer_drains, 5, interval_s=0.01, what="intake caught up")
     assert collector.liveness_now_us() == WALL_US
     bridge.connected = False  # the broker connection is down: hold again
     assert collector.liveness_now_us() == collector.watermark_us
     stop.set()
-    while not intake.done():
-        if not collector._queue.empty():
-            collector._queue.get_nowait()
-        await asyncio.sleep(0.01)
+
+    def stopped() -> bool:
+        writer_drains()  # the intake's final flush and end markers go through the queue too
+        return intake.done()
+
+    await wait_for(stopped, 5, interval_s=0.01, what="intake stopped")
