@@ -48,6 +48,4 @@ class Grader:
         return Grade(self._grading.defaults.get(severity, Colour.BLUE), None)
 
     def rule_named(self, name: str | None) -> GradingRule | None:
-        if not name:
-            return None
-        return next((r for r in self._grading.rules if r.name == name), None)
+        return self._grading.rule_named(name)

@@ -110,6 +110,11 @@ class Grading:
     defaults: Mapping[Severity, Colour]
     rules: tuple[GradingRule, ...]
 
+    def rule_named(self, name: str | None) -> GradingRule | None:
+        if not name:
+            return None
+        return next((r for r in self.rules if r.name == name), None)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Flapping:

@@ -75,8 +75,9 @@ def local_time(us: int | None) -> str:
     return dt.datetime.fromtimestamp(us / 1e6, TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def place(alert: Alert, registry: RegistrySnapshot | None) -> str:
-    """City (and county) name, enterprise name, location — as operators name a place."""
+def place(alert: Alert, registry: RegistrySnapshot | None, lang: str = "zh") -> str:
+    """City (and county) name, enterprise name, location — as operators name a place (the names
+    are the registry's, Chinese; ``lang`` only changes the words yujing adds)."""
     parts = []
     if registry is not None:
         chain = [registry.regions.get(c) for c in reversed(alert.regions)]
@@ -98,7 +99,7 @@ def place(alert: Alert, registry: RegistrySnapshot | None) -> str:
         elif alert.subject_kind == SubjectKind.GATEWAY:
             g = registry.gateways.get(alert.subject)
             if g is not None:
-                parts.append(f"网关 {g.code}")
+                parts.append(f"{'gateway' if lang == 'en' else '网关'} {g.code}")
     if not parts:
         parts.append(alert.labels.get("enterprise") or alert.alert_key)
     return " ".join(parts)
@@ -137,29 +138,36 @@ def headline(alert: Alert, lang: str, escalation: bool = False) -> str:
     return f"【{c.zh}色预警{extra}】"
 
 
-def describe(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule | None, lang: str,
-             now_us: int, escalation: bool = False) -> str:
-    """One line: headline, place, what, value against setpoint, and for how long."""
+def what(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule | None, lang: str) -> str:
+    """What was found: the kind, and the value against its setpoint where there is one
+    (``甲烷 1.62%VOL ≥ 断电值 1.5%VOL``)."""
     kind, unit = _kind_and_unit(alert, registry, lang)
     family = rule_family(alert.rule)
     sep = " " if lang == "en" else ""
-    what = f"{kind} " if kind else ""
+    text = f"{kind} " if kind else ""
     if family in ("limit", "over_range") and alert.value is not None:
         label = rule.setpoint_label.get(lang) if rule and (rule.setpoint_label.zh or rule.setpoint_label.en) else (
             "setpoint" if lang == "en" else "设定值")
         if alert.setpoint is not None and math.isfinite(alert.setpoint):
             cmp = "≥" if alert.value >= alert.setpoint else "≤"
-            what += f"{_num(alert.value)}{sep}{unit} {cmp} {label} {_num(alert.setpoint)}{sep}{unit}"
+            text += f"{_num(alert.value)}{sep}{unit} {cmp} {label} {_num(alert.setpoint)}{sep}{unit}"
         else:
-            what += f"{_num(alert.value)}{sep}{unit} {rule_name(alert.rule, lang)}"
+            text += f"{_num(alert.value)}{sep}{unit} {rule_name(alert.rule, lang)}"
     elif family == "anomaly" and alert.setpoint is not None:
         score = "score" if lang == "en" else "评分"
-        what += f"{rule_name(alert.rule, lang)}（{score} {_num(alert.setpoint)}，{_num(alert.value)}{sep}{unit}）" if lang != "en" \
+        text += f"{rule_name(alert.rule, lang)}（{score} {_num(alert.setpoint)}，{_num(alert.value)}{sep}{unit}）" if lang != "en" \
             else f"{rule_name(alert.rule, lang)} ({score} {_num(alert.setpoint)}, {_num(alert.value)} {unit})"
     else:
-        what += rule_name(alert.rule, lang)
+        text += rule_name(alert.rule, lang)
         if alert.value is not None and math.isfinite(alert.value):
-            what += f" {_num(alert.value)}{sep}{unit}"
+            text += f" {_num(alert.value)}{sep}{unit}"
+    return text
+
+
+def describe(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule | None, lang: str,
+             now_us: int, escalation: bool = False) -> str:
+    """One line: headline, place, what, value against setpoint, and for how long."""
+    text = what(alert, registry, rule, lang)
     if alert.state in (State.RESOLVED, State.CLOSED):
         end = alert.resolved_us or now_us
         tail = (f", cleared after {_duration((end - alert.started_us) / 1e6, lang)}" if lang == "en"
@@ -169,7 +177,7 @@ def describe(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule 
                 else f"，持续 {_duration((now_us - alert.started_us) / 1e6, lang)}")
     if alert.flapping:
         tail += " (flapping)" if lang == "en" else "（频繁波动）"
-    return f"{headline(alert, lang, escalation)}{place(alert, registry)} {what}{tail}"
+    return f"{headline(alert, lang, escalation)}{place(alert, registry, lang)} {text}{tail}"
 
 
 def requirement(rule: GradingRule | None, lang: str) -> str:
@@ -183,3 +191,10 @@ def requirement(rule: GradingRule | None, lang: str) -> str:
 
 def since(alert: Alert, lang: str) -> str:
     return f"{'since' if lang == 'en' else '开始时间'} {local_time(alert.started_us)}"
+
+
+def display(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule | None) -> dict[str, dict[str, str]]:
+    """The names an operator reads in an alert queue, in both languages:
+    ``{"zh": {"place": "南昌市 某煤矿 采煤工作面", "what": "甲烷 1.62%VOL ≥ 断电值 1.5%VOL", "rule": "超限"}, "en": …}``."""
+    return {lang: {"place": place(alert, registry, lang), "what": what(alert, registry, rule, lang),
+                   "rule": rule_name(alert.rule, lang)} for lang in ("zh", "en")}

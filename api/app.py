@@ -9,6 +9,7 @@ absent or outside the key's scope, 409 for conflicts (a transition not allowed n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
+from alerts import load_policy
 from alerts.lifecycle import AlertNotFound, TransitionError, VersionConflict
 from alerts.silences import SilenceError, SilenceNotFound
 from api.context import ApiContext
@@ -72,6 +74,8 @@ class _Metrics:
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(title="yujing 预警 API", version="1", description=DESCRIPTION,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    if ctx.alerts_policy is None:
+        ctx = dataclasses.replace(ctx, alerts_policy=load_policy())
     app.state.ctx = ctx
     app.state.keys = KeyStore(ctx.pool)
     app.state.limiter = RateLimiter()

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from alerts import Policy
 from api.live import ReadingHub
 from domain.registry import RegistrySnapshot
 
@@ -45,7 +46,8 @@ class ApiSettings:
 class ApiContext:
     """``registry`` returns the current snapshot; ``ready`` returns readiness facts, e.g.
     ``{"database": True, "broker": True, "ingest_lag_s": 0.2}`` (any falsy boolean fails /readyz).
-    ``alert_feed`` is the alerts package's :class:`alerts.feed.AlertFeed` (None: no alert events)."""
+    ``alert_feed`` is the alerts package's :class:`alerts.feed.AlertFeed` (None: no alert events).
+    ``alerts_policy`` names setpoints in alert texts (断电值 …); None: the packaged default policy."""
 
     pool: asyncpg.Pool
     registry: Callable[[], RegistrySnapshot]
@@ -53,4 +55,5 @@ class ApiContext:
     ready: Callable[[], dict]
     settings: ApiSettings = ApiSettings()
     alert_feed: Any = None
+    alerts_policy: Policy | None = None
     clock: Callable[[], float] = time.time

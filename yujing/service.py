@@ -203,6 +203,7 @@ class Service:
             ready=self._ready,
             settings=ApiSettings.from_settings(s),
             alert_feed=self.alert_feed,
+            alerts_policy=self.alerts.policy if self.alerts else None,
             clock=time.time,
         )
         config = uvicorn.Config(

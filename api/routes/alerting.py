@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from alerts import records, silences, transitions
+from alerts import Alert, records, render, silences, transitions
 from alerts.colours import Colour
 from alerts.lifecycle import OPEN_STATES, State
 from api.auth import audit, reading, require_key, writing
@@ -30,6 +30,14 @@ Text = Annotated[str, Field(min_length=1, max_length=4000)]
 COLOURS = [c.id for c in Colour]
 STATES = [s.value for s in State]
 SHELVE_MAX_S = transitions.SHELVE_MAX_S
+
+
+def _view(request: Request, alert: Alert) -> dict[str, Any]:
+    """The alert as JSON, with ``display``: its place and finding named as operators read them, in
+    Chinese and English (``alerts.render.display``), so a client need not know registry ids."""
+    ctx = request.app.state.ctx
+    rule = ctx.alerts_policy.grading.rule_named(alert.grading_rule)
+    return {**alert.as_dict(), "display": render.display(alert, ctx.registry(), rule)}
 
 
 def _open_states_sql() -> str:
@@ -102,7 +110,7 @@ async def list_alerts(
     async with reading(request) as conn:
         found = await records.fetch(
             conn, f"{' AND '.join(where)} ORDER BY id DESC LIMIT ${len(args) - 1} OFFSET ${len(args)}", *args)
-    return [a.as_dict() for a in found]
+    return [_view(request, a) for a in found]
 
 
 @router.get("/alerts/{alert_id}", summary="One alert with its audit trail (the alerts journal)",
@@ -112,7 +120,7 @@ async def get_alert(request: Request, alert_id: AlertId) -> dict[str, Any]:
         await _visible_alert(conn, request.state.key, alert_id)
         alert = await transitions.get_alert(conn, alert_id)
         history = await transitions.history(conn, alert_id)
-    return {**alert.as_dict(), "history": history}
+    return {**_view(request, alert), "history": history}
 
 
 # --------------------------------------------------------------------------- actions
@@ -148,7 +156,7 @@ async def _act(request: Request, alert_id: int, action: str, detail: dict, call)
         await _visible_alert(conn, key, alert_id)
         alert = await call(conn, key.actor)
         await audit(conn, key, f"alert.{action}", f"alert:{alert_id}", detail)
-    return alert.as_dict()
+    return _view(request, alert)
 
 
 _NOT_FOUND = {404: {"description": "not found in the key's scope"},

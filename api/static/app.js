@@ -11,7 +11,7 @@
     zh: {
       title: '江西省安全生产风险监测预警', keyLabel: 'API 密钥', login: '登录', logout: '退出',
       mapTitle: '四色风险图', dynamic: '动态', live: '实时预警', assessed: '静态评估',
-      queueTitle: '实时预警队列', grade: '级别', enterprise: '企业', subject: '监测对象', value: '数值',
+      queueTitle: '实时预警队列', grade: '级别', place: '地点', finding: '预警内容',
       state: '状态', started: '开始', noAlerts: '暂无未处理预警', chartTitle: '传感器实时曲线',
       ack: '确认', acked: '已确认', online: '实时', offline: '未连接', badKey: '密钥无效或已停用',
       red: '红色', orange: '橙色', yellow: '黄色', blue: '蓝色', openAlerts: '未处理预警',
@@ -21,7 +21,7 @@
     en: {
       title: 'Jiangxi work-safety risk monitoring', keyLabel: 'API key', login: 'Log in', logout: 'Log out',
       mapTitle: 'Four-colour risk map', dynamic: 'dynamic', live: 'live warnings', assessed: 'assessed',
-      queueTitle: 'Live alert queue', grade: 'Grade', enterprise: 'Enterprise', subject: 'Subject', value: 'Value',
+      queueTitle: 'Live alert queue', grade: 'Grade', place: 'Place', finding: 'Finding',
       state: 'State', started: 'Started', noAlerts: 'No open alerts', chartTitle: 'Sensor readings',
       ack: 'Acknowledge', acked: 'Acknowledged', online: 'live', offline: 'offline', badKey: 'invalid or revoked key',
       red: 'red', orange: 'orange', yellow: 'yellow', blue: 'blue', openAlerts: 'open alerts',
@@ -106,12 +106,12 @@
     state.alerts.forEach(function (a) {
       var tr = document.createElement('tr');
       tr.dataset.alertId = a.id;
-      var labels = a.labels || {};
+      // names from the API (alerts.render.display): 南昌市 某煤矿 采煤工作面 · 甲烷 1.62%VOL ≥ 断电值 1.5%VOL
+      var shown = (a.display || {})[state.lang] || {};
       var cells = [
         '<span class="badge ' + a.grade + '">' + t(a.grade) + '</span>',
-        esc(labels.enterprise_name || a.enterprise || ''),
-        esc((labels.subject_code || a.alert_key) + ' ' + (a.rule || '')),
-        a.value == null ? '' : String(a.value),
+        esc(shown.place || a.enterprise || ''),
+        esc(shown.what || (a.alert_key + ' ' + (a.rule || ''))),
         t(a.state),
         new Date(a.started_us / 1000).toLocaleString(state.lang === 'zh' ? 'zh-CN' : 'en-GB')
       ];

@@ -7,7 +7,7 @@ def test_exported_members():
     assert sorted(alerts.__all__) == sorted(
         ["Alert", "AlertFeed", "AlertNotFound", "AlertsService", "Colour", "Policy", "PolicyError", "SilenceError",
          "SilenceNotFound", "State", "Subscription", "TransitionError", "VersionConflict", "from_config", "journal",
-         "load_policy", "places", "silences", "transitions"]
+         "load_policy", "places", "render", "silences", "transitions"]
     )
     for name in alerts.__all__:
         assert getattr(alerts, name) is not None

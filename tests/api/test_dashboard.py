@@ -52,6 +52,10 @@ def test_live_alert_colours_the_map_and_is_acknowledged(page, server, client, ke
                                                "return d && d.colour === 'orange';"))
     row = page.wait_for_selector("#alerts tbody tr")
     alert_id = int(row.get_attribute("data-alert-id"))
+    # the operator reads names, not registry ids: city, enterprise, location; kind and setpoint
+    cells = [c.inner_text() for c in row.query_selector_all("td")]
+    assert cells[1] == "南昌市东湖区 甲煤矿 采煤工作面", cells
+    assert cells[2] == "甲烷 1.6%VOL ≥ 断电值 1.5%VOL", cells
     row.query_selector("button.ack").click()
     # the queue is re-read from the API after the POST: the button then says 已确认
     page.wait_for_function(f"""() => {{
@@ -66,4 +70,6 @@ def test_live_alert_colours_the_map_and_is_acknowledged(page, server, client, ke
     # English is one click away
     page.select_option("#lang", "en")
     assert page.inner_text("#alerts-panel h2") == "Live alert queue"
+    assert page.inner_text(f"#alerts tbody tr[data-alert-id='{alert_id}'] td:nth-child(3)") == \
+        "methane 1.6 %VOL ≥ power-cut setpoint 1.5 %VOL"
     assert not errors, errors
