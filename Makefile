@@ -65,6 +65,10 @@ broker-stop:
 
 run: export YUJING_DATABASE_URL := $(YUJING_DATABASE_URL)
 run: export MALLOC_ARENA_MAX := 2
+# Gateway logins: the service rewrites the broker's files when credentials change (deploy/setup/broker.sh).
+run: export YUJING_GATEWAY_BROKER__PASSWORD_FILE ?= $(CURDIR)/var/mosquitto/gateways.passwd
+run: export YUJING_GATEWAY_BROKER__ACL_FILE ?= $(CURDIR)/var/mosquitto/gateways.acl
+run: export YUJING_GATEWAY_BROKER__PID_FILE ?= $(CURDIR)/var/mosquitto/mosquitto.pid
 run: setup
 	$(VENV)/bin/yujing migrate
 	$(VENV)/bin/yujing demo

@@ -24,7 +24,7 @@ from alerts.silences import SilenceError, SilenceNotFound
 from api.context import ApiContext
 from api.keys import KeyStore
 from api.ratelimit import RateLimiter
-from api.routes import alerting, dashboard, live, ops, registry, riskmap, telemetry
+from api.routes import alerting, dashboard, gateway_credentials, live, ops, registry, riskmap, telemetry
 from api.routes.registry import OutOfScope
 from store.registry_file import RegistryFileError
 
@@ -79,8 +79,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.keys = KeyStore(ctx.pool)
     app.state.limiter = RateLimiter()
-    for r in (ops.router, registry.router, telemetry.router, alerting.router, riskmap.router, live.router,
-              dashboard.router):
+    for r in (ops.router, registry.router, gateway_credentials.router, telemetry.router, alerting.router,
+              riskmap.router, live.router, dashboard.router):
         app.include_router(r)
     app.add_middleware(_Metrics)
 

@@ -11,7 +11,7 @@ import asyncpg
 import typer
 
 from domain.errors import FixConfiguration, RetryLater
-from yujing.commands import keys
+from yujing.commands import gateways, keys
 from yujing.commands.audit import verify as audit_verify
 from yujing.commands.backtest import backtest
 from yujing.commands.drill import drill
@@ -34,6 +34,10 @@ audit_app.command("verify")(audit_verify)
 keys_app = typer.Typer(help="API keys, each scoped to the province, a city, a county or an enterprise.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 keys_app.command("create")(keys.create)
+gateways_app = typer.Typer(help="Gateways' MQTT logins on the broker's authenticated listener.", no_args_is_help=True)
+app.add_typer(gateways_app, name="gateways")
+gateways_app.command("credentials")(gateways.credentials)
+gateways_app.command("broker-files")(gateways.broker_files)
 app.command("backtest")(backtest)
 app.command("simulate")(simulate)
 app.command("loadtest")(loadtest)

@@ -35,6 +35,7 @@ from ingest.bridge import MqttBridge
 from ingest.collector import Collector
 from ingest.decode import DecodedChunk, DecodeLimits, Decoder
 from ingest.liveness import run_liveness
+from store.broker_files import BrokerFiles, BrokerFilesWriter
 from store.migrate import TIMESCALEDB_MISSING
 from store.registry_watch import RegistryWatcher
 from store.retention import run_retention
@@ -165,6 +166,8 @@ class Service:
                 tg.create_task(self.alerts.run(), name="alerts"),
                 tg.create_task(run_retention(pool, self.settings.retention), name="retention"),
                 tg.create_task(run_rollups(pool, ROLLUP_INTERVAL_S), name="rollups"),
+                *([tg.create_task(self._broker_files(pool).run(), name="broker-files")]
+                  if self.settings.gateway_broker.enabled else []),
                 tg.create_task(self.api_server.serve(), name="api"),
             ]
             collecting = tg.create_task(collector.run(self.stop), name="collector")
@@ -211,6 +214,10 @@ class Service:
             access_log=False,
         )
         return uvicorn.Server(config)
+
+    def _broker_files(self, pool) -> BrokerFilesWriter:
+        gb = self.settings.gateway_broker
+        return BrokerFilesWriter(pool, BrokerFiles(gb.password_file, gb.acl_file, gb.pid_file), gb.poll_s)
 
     def _bridge(self) -> MqttBridge:
         s = self.settings

@@ -104,6 +104,27 @@ class RetentionSettings(BaseModel):
         return max(self.coal_mine, self.non_coal_mine, self.hazardous_chemicals, self.cold_storage, self.gas_pipeline)
 
 
+class GatewayBrokerSettings(BaseModel):
+    """The broker's password and ACL files for gateways (deploy/mosquitto/yujing.conf), which the
+    service rewrites when gateway credentials change; off unless both files are set. ``pid_file``:
+    the broker to send SIGHUP to so it re-reads them."""
+
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    pid_file: Path | None = None
+    poll_s: PositiveFloat = 5.0
+
+    @model_validator(mode="after")
+    def _both_files(self) -> GatewayBrokerSettings:
+        if (self.password_file is None) != (self.acl_file is None):
+            raise ValueError("set both password_file and acl_file, or neither")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.password_file is not None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YUJING_",
@@ -131,6 +152,7 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     ingest: IngestSettings = IngestSettings()
     retention: RetentionSettings = RetentionSettings()
+    gateway_broker: GatewayBrokerSettings = GatewayBrokerSettings()
 
     @field_validator("database_url")
     @classmethod

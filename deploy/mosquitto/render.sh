@@ -5,6 +5,10 @@
 # DATADIR is made absolute and created; the broker keeps its pid file, persistence file and log
 # there. BIND_ADDRESS defaults to 127.0.0.1. MOSQUITTO_USER (default: the user running this) is
 # the user a broker started as root switches to.
+# The gateways' authenticated listener: MOSQUITTO_GATEWAY_PORT (default PORT+1) on
+# MOSQUITTO_GATEWAY_BIND (default BIND_ADDRESS), with MOSQUITTO_GATEWAY_PASSWORD_FILE and
+# MOSQUITTO_GATEWAY_ACL_FILE (default DATADIR/gateways.passwd and DATADIR/gateways.acl; created
+# empty if missing, so no gateway can log in until `yujing gateways broker-files` writes them).
 set -euo pipefail
 if [[ $# -lt 2 || $# -gt 3 || ! "$1" =~ ^[0-9]+$ ]]; then
     echo "usage: $0 PORT DATADIR [BIND_ADDRESS] > mosquitto.conf" >&2
@@ -15,8 +19,23 @@ mkdir -p "$2"
 datadir="$(cd "$2" && pwd)"
 bind="${3:-127.0.0.1}"
 user="${MOSQUITTO_USER:-$(id -un)}"
-for v in "$datadir" "$bind" "$user"; do
+gateway_port="${MOSQUITTO_GATEWAY_PORT:-$((port + 1))}"
+gateway_bind="${MOSQUITTO_GATEWAY_BIND:-$bind}"
+password_file="${MOSQUITTO_GATEWAY_PASSWORD_FILE:-$datadir/gateways.passwd}"
+acl_file="${MOSQUITTO_GATEWAY_ACL_FILE:-$datadir/gateways.acl}"
+if [[ ! "$gateway_port" =~ ^[0-9]+$ || "$gateway_port" == "$port" ]]; then
+    echo "$0: MOSQUITTO_GATEWAY_PORT must be a port other than $port (got '$gateway_port')" >&2
+    exit 2
+fi
+for v in "$datadir" "$bind" "$user" "$gateway_bind" "$password_file" "$acl_file"; do
     [[ "$v" != *[[:space:]\|]* ]] || { echo "$0: no spaces or '|' allowed in '$v'" >&2; exit 2; }
 done
+for f in "$password_file" "$acl_file"; do
+    [[ "$f" == /* ]] || { echo "$0: $f must be an absolute path" >&2; exit 2; }
+    # The broker refuses to start without them; empty files let no gateway in.
+    [[ -e "$f" ]] || (umask 077 && : >"$f")
+done
 sed -e "s|@PORT@|$port|g" -e "s|@DATADIR@|$datadir|g" -e "s|@BIND@|$bind|g" -e "s|@USER@|$user|g" \
+    -e "s|@GATEWAY_PORT@|$gateway_port|g" -e "s|@GATEWAY_BIND@|$gateway_bind|g" \
+    -e "s|@GATEWAY_PASSWORD_FILE@|$password_file|g" -e "s|@GATEWAY_ACL_FILE@|$acl_file|g" \
     "$(dirname "${BASH_SOURCE[0]}")/yujing.conf"

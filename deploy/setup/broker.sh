@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Step 6: the project's Mosquitto broker (deploy/mosquitto/yujing.conf) on 127.0.0.1:$YUJING_BROKER_PORT
 # (default 1884), data under var/mosquitto/. The machine's own broker on 1883 is left alone.
+# Gateways log in on the authenticated listener, 127.0.0.1:$YUJING_GATEWAY_PORT (default the port
+# after), with var/mosquitto/gateways.passwd and gateways.acl (`yujing gateways broker-files`).
 #   broker.sh          start it unless something already listens on the port
 #   broker.sh stop     stop it (only the broker this project started, found by its pid file)
 set -euo pipefail
@@ -8,6 +10,7 @@ STEP=broker
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT="${YUJING_BROKER_PORT:-1884}"
+GATEWAY_PORT="${YUJING_GATEWAY_PORT:-$((PORT + 1))}"
 DATA="$VAR_DIR/mosquitto"
 CONF="$DATA/mosquitto.conf"
 PIDFILE="$DATA/mosquitto.pid"
@@ -38,7 +41,7 @@ if [[ "${1:-start}" == stop ]]; then stop; exit 0; fi
 
 [[ -x "$MOSQUITTO" ]] || die "mosquitto not found (run deploy/setup/apt.sh)"
 mkdir -p "$DATA"
-new="$("$REPO_ROOT/deploy/mosquitto/render.sh" "$PORT" "$DATA")"
+new="$(MOSQUITTO_GATEWAY_PORT="$GATEWAY_PORT" "$REPO_ROOT/deploy/mosquitto/render.sh" "$PORT" "$DATA")"
 conf_changed=0
 if [[ ! -f "$CONF" || "$(cat "$CONF")" != "$new" ]]; then
     printf '%s\n' "$new" >"$CONF"
@@ -72,4 +75,4 @@ if ! listening; then
     tail -n 20 "$DATA/mosquitto.stderr" "$DATA/mosquitto.log" >&2 2>/dev/null || true
     die "mosquitto did not listen on 127.0.0.1:$PORT"
 fi
-say "ok: project broker running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE" 2>/dev/null))"
+say "ok: project broker running on 127.0.0.1:$PORT, gateways on 127.0.0.1:$GATEWAY_PORT (pid $(cat "$PIDFILE" 2>/dev/null))"

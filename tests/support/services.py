@@ -121,6 +121,7 @@ class Broker:
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None, overrides: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
+        self.gateway_port = free_port()  # the authenticated listener for gateways
         self.overrides = overrides or {}
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="yj-broker-"))
@@ -130,6 +131,14 @@ class Broker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "gateways.passwd"
+
+    @property
+    def acl_file(self) -> Path:
+        return self.data_dir / "gateways.acl"
+
     def start(self) -> None:
         conf = self.data_dir / "mosquitto.conf"
         rendered = subprocess.run(
@@ -137,6 +146,7 @@ class Broker:
             check=True,
             capture_output=True,
             text=True,
+            env={**os.environ, "MOSQUITTO_GATEWAY_PORT": str(self.gateway_port)},
         ).stdout
         # Tests run the broker in the foreground under our control, never as a daemon.
         lines = [
@@ -149,6 +159,7 @@ class Broker:
             raise RuntimeError(f"mosquitto not found at {MOSQUITTO}; run `make setup`")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port)
+        wait_port(self.gateway_port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:
