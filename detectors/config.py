@@ -5,12 +5,13 @@ loaded from the service's YAML) and names the offending key in its error.
 
 ```yaml
 detectors:
-  enabled: [limit, fault, over_range, rate, ttt, anomaly, stuck, jump, nodata, compound]
+  enabled: [limit, fault, over_range, rate, ttt, anomaly, stuck, drift, jump, nodata, compound]
   nodata: {factor: 3, min_silence_s: 30, gateway_factor: 3}
   defaults: {anomaly_threshold: 0.75}
   kinds:
     methane: {rate_up_per_min: 0.2, ttt_horizon_s: 900}
     pressure: {window: true}
+    temperature@cold_room: {anomaly: false}      # KIND@LOCATION_CLASS: over the kind's parameters
   compound:
     - name: methane_rising_fan_off
       severity: alarm
@@ -39,7 +40,7 @@ TREND_TAU_LEVEL_S = 60.0  # robust Holt level time constant
 TREND_TAU_SLOPE_S = 120.0  # robust Holt slope time constant
 TREND_HUBER_K = 1.5  # residual clip, in units of the robust residual scale
 TREND_SCALE_TAU_S = 1200.0  # time constant of the residual scale
-TREND_WARMUP = 12  # readings before the trend may predict
+TREND_WARMUP = 30  # readings before the trend may predict (5 min at 10 s: a cold start predicted O2 crossings from noise)
 TTT_HORIZON_S = 900.0  # warn when a setpoint is predicted within 15 min
 TTT_CLEAR_FACTOR = 2.0  # clear when the prediction is beyond 2 × the horizon
 ANOMALY_ALPHA = 0.02  # EWMA weight per reading (half-life ≈ 35 readings)
@@ -49,9 +50,18 @@ ANOMALY_Z_REF = 4.0
 ANOMALY_HUBER = 3.0  # learning clips deviations at 3 scale units
 ANOMALY_WARMUP = 30  # readings learnt unconditionally before scoring
 ANOMALY_REFRACTORY_S = 600.0  # no new anomaly finding within 10 min of the last clear
-STUCK_AFTER_S = 4 * 3600.0  # flat for 4 h
+STUCK_AFTER_S = 4 * 3600.0  # flat for 4 h: the floor for sensors with no learnt variability
 STUCK_MIN_COUNT = 20
 STUCK_TOLERANCE = 0.0  # exact repeat
+STUCK_PROBABILITY = 1e-9  # a run of unchanged readings this improbable for the sensor is stuck
+STUCK_MEMORY = 1000  # readings over which a sensor's change frequency is learnt
+DRIFT_TAU_S = 6 * 3600.0  # each member's own baseline follows its readings with this time constant
+DRIFT_ALPHA = 0.001  # learning weight of the departure's scale per judged reading (≈ 8 h at 30 s)
+DRIFT_HUBER = 2.0  # the scale learns departures clipped at 2 scale units, so a slow drift cannot drag it up
+DRIFT_WARMUP = 20  # judged readings before the drift may raise
+DRIFT_K = 5.0  # departure in units of its robust scale
+DRIFT_MIN_RESOLUTIONS = 10.0  # ... and at least this many resolution units (1 ℃ for temperature)
+DRIFT_MIN_PEERS = 2  # peers that must agree (a group has at least this many + 1 members)
 JUMP_FRACTION = 0.5  # one step over half the measuring range is implausible
 JUMP_HOLD_S = 300.0  # a jump that stays is accepted as a step after 5 min
 WINDOW_SIZE = 64
@@ -61,10 +71,10 @@ NODATA_MIN_SILENCE_S = 30.0
 GATEWAY_FACTOR = 3.0
 
 DEFAULT_ENABLED = frozenset(
-    {"limit", "fault", "over_range", "rate", "ttt", "anomaly", "stuck", "jump", "nodata", "compound"}
+    {"limit", "fault", "over_range", "rate", "ttt", "anomaly", "stuck", "drift", "jump", "nodata", "compound"}
 )
 ALL_DETECTORS = DEFAULT_ENABLED | {"window"}
-STATISTICAL = frozenset({"rate", "ttt", "anomaly", "stuck", "jump", "window"})
+STATISTICAL = frozenset({"rate", "ttt", "anomaly", "stuck", "drift", "jump", "window"})
 
 CONDITIONS = ("rising", "falling", "on", "off", "limit", "stale", "anomaly")
 SCOPES = ("zone", "adjacent")
@@ -102,8 +112,18 @@ class KindParams:
     stuck_after_s: float = STUCK_AFTER_S
     stuck_min_count: int = STUCK_MIN_COUNT
     stuck_tolerance: float = STUCK_TOLERANCE
+    stuck_probability: float = STUCK_PROBABILITY
+    stuck_memory: int = STUCK_MEMORY
+    drift: bool = False  # compare with the peer group (same zone, kind and location class)
+    drift_tau_s: float = DRIFT_TAU_S
+    drift_alpha: float = DRIFT_ALPHA
+    drift_warmup: int = DRIFT_WARMUP
+    drift_k: float = DRIFT_K
+    drift_min_dev: float | None = None  # None: DRIFT_MIN_RESOLUTIONS × the kind's resolution
+    drift_min_peers: int = DRIFT_MIN_PEERS
     jump_fraction: float = JUMP_FRACTION
     jump_hold_s: float = JUMP_HOLD_S
+    anomaly: bool = True  # False: no EWMA anomaly score for this kind (or kind@location class)
     window: bool = False
     window_size: int = WINDOW_SIZE
     window_threshold: float = WINDOW_THRESHOLD
@@ -114,22 +134,39 @@ class KindParams:
             v = getattr(self, f.name)
             if isinstance(v, float) and (math.isnan(v) or v < 0):
                 raise DetectorConfigError(f"{where}.{f.name} must be a non-negative number, got {v}")
-        for name in ("anomaly_alpha", "anomaly_threshold", "anomaly_clear", "window_threshold"):
+        for name in ("anomaly_alpha", "anomaly_threshold", "anomaly_clear", "window_threshold", "stuck_probability",
+                     "drift_alpha"):
             v = getattr(self, name)
             if not 0 < v < 1:
                 raise DetectorConfigError(f"{where}.{name} must lie in (0, 1), got {v}")
         if self.anomaly_clear > self.anomaly_threshold:
             raise DetectorConfigError(f"{where}.anomaly_clear must not exceed anomaly_threshold")
+        if self.stuck_memory < 2:
+            raise DetectorConfigError(f"{where}.stuck_memory must be at least 2 readings")
+        if self.drift_min_peers < 1:
+            raise DetectorConfigError(f"{where}.drift_min_peers must be at least 1")
+        if self.drift_tau_s <= 0:
+            raise DetectorConfigError(f"{where}.drift_tau_s must be positive")
         if self.window_size < 8:
             raise DetectorConfigError(f"{where}.window_size must be at least 8")
 
 
 SWITCH_PARAMS = KindParams(statistics=False)
 
+CLASS_SEP = "@"  # ``kinds`` keys may name a location class: ``temperature@cold_room``
+
 DEFAULT_KIND_PARAMS: dict[str, dict] = {
     # Gas sensors in clean air repeat their floor for hours: stuck ignores the floor (see stuck.py).
     "o2": {"stuck_after_s": 12 * 3600.0},
     "methane": {"rate_up_per_min": 0.2},
+    # Thermometers of one zone follow the same weather and day: peers for the drift check.
+    "temperature": {"drift": True},
+    # Cold rooms (冷间) warm by design: a defrost every few hours (+5–10 ℃ for half an hour) and a
+    # door opening several times an hour. Room temperature is product quality, not a work-safety
+    # quantity (the ammonia detectors and the machine room's ladders do that job), so the EWMA
+    # anomaly score, which reads every defrost and every door as an excursion, is off there; an
+    # enterprise that wants a warning sets an `h` setpoint on the room (sensors.setpoints).
+    "temperature@cold_room": {"anomaly": False},
     "pond_level": {"stuck_after_s": 24 * 3600.0, "ttt_horizon_s": 6 * 3600.0},
     "seepage_line": {"stuck_after_s": 24 * 3600.0, "ttt_horizon_s": 6 * 3600.0},
     "displacement": {"stuck_after_s": 24 * 3600.0, "ttt_horizon_s": 6 * 3600.0},
@@ -177,7 +214,11 @@ DEFAULT_COMPOUND: tuple[dict, ...] = (
     {
         "name": "pressure_falling_adjacent_stations",
         "severity": "warning",
-        "when": [{"kind": "pressure", "condition": "falling", "scope": "adjacent", "min_count": 2}],
+        # Demand ramps lower a medium-pressure network's pressure by up to ~0.002 MPa/min at every
+        # station at once (morning and evening peaks); a leak drops the stations near it faster.
+        # Twice the steepest demand ramp keeps the daily peaks from raising this warning.
+        "when": [{"kind": "pressure", "condition": "falling", "scope": "adjacent", "min_count": 2,
+                  "min_rate_per_min": 0.004}],
     },
 )
 
@@ -270,7 +311,10 @@ class DetectorConfig:
     gateway_factor: float = GATEWAY_FACTOR
     compound: tuple[CompoundRule, ...] = ()
 
-    def params_for(self, kind: str, switch: bool = False) -> KindParams:
+    def params_for(self, kind: str, switch: bool = False, location_class: str = "") -> KindParams:
+        """The parameters of ``kind@location_class`` if configured, else of ``kind``, else the defaults."""
+        if location_class and (key := f"{kind}{CLASS_SEP}{location_class}") in self.kinds:
+            return self.kinds[key]
         if kind in self.kinds:
             return self.kinds[kind]
         return SWITCH_PARAMS if switch else self.defaults
@@ -301,14 +345,21 @@ class DetectorConfig:
         from domain.catalog import KINDS
 
         kinds = {}
-        for kind, overrides in DEFAULT_KIND_PARAMS.items():
-            base = SWITCH_PARAMS if KINDS[kind].switch else defaults
-            kinds[kind] = _params_from(overrides, f"{where}.kinds.{kind}", base)
-        for kind, overrides in kinds_raw.items():
-            if kind not in KINDS:
-                raise DetectorConfigError(f"{where}.kinds.{kind}: unknown sensor kind")
-            base = kinds.get(kind, SWITCH_PARAMS if KINDS[kind].switch else defaults)
-            kinds[kind] = _params_from(overrides or {}, f"{where}.kinds.{kind}", base)
+        def base_of(key: str) -> KindParams:
+            kind, _, cls = key.partition(CLASS_SEP)
+            if kind not in KINDS or (CLASS_SEP in key and not cls):
+                raise DetectorConfigError(f"{where}.kinds.{key}: unknown sensor kind (KIND or KIND{CLASS_SEP}LOCATION_CLASS)")
+            if key in kinds:
+                return kinds[key]
+            return kinds.get(kind, SWITCH_PARAMS if KINDS[kind].switch else defaults)
+
+        # plain kinds (shipped, then configured) first, so kind@class entries build on the kind's
+        steps = [(k, v) for k, v in DEFAULT_KIND_PARAMS.items() if CLASS_SEP not in k]
+        steps += [(k, v) for k, v in kinds_raw.items() if CLASS_SEP not in str(k)]
+        steps += [(k, v) for k, v in DEFAULT_KIND_PARAMS.items() if CLASS_SEP in k]
+        steps += [(k, v) for k, v in kinds_raw.items() if CLASS_SEP in str(k)]
+        for key, overrides in steps:
+            kinds[str(key)] = _params_from(overrides or {}, f"{where}.kinds.{key}", base_of(str(key)))
         nodata = dict(raw.get("nodata", {}) or {})
         extra = set(nodata) - {"factor", "min_silence_s", "gateway_factor"}
         if extra:

@@ -19,7 +19,8 @@ import numpy as np
 
 from detectors.anomaly import Anomaly
 from detectors.compound import Compound
-from detectors.config import DetectorConfig, KindParams
+from detectors.config import DRIFT_HUBER, DRIFT_MIN_RESOLUTIONS, DetectorConfig, KindParams
+from detectors.drift import Drift
 from detectors.findings import Emitter
 from detectors.jump import Jump
 from detectors.ladder import D, Ladder
@@ -76,6 +77,7 @@ class Engine:
         self.stuck = Stuck()
         self.jump = Jump()
         self.window = Window()
+        self.drift = Drift()
         self.liveness = Liveness(enabled="nodata" in en)
         self.compound = Compound(self.config.compound if "compound" in en else ())
         self._kind = np.zeros(0, dtype=RULE_DTYPE)
@@ -83,7 +85,7 @@ class Engine:
         self.dropped = 0  # readings of unknown or inactive sensors
         self.config_errors: list[str] = []  # sensors whose setpoints fell back to the defaults
         self._sensor_parts = [self.quality, self.high, self.low, self.rate, self.trend, self.anomaly,
-                              self.stuck, self.jump, self.window]
+                              self.stuck, self.jump, self.window, self.drift]
 
     # --- registry -------------------------------------------------------------------------
     def set_registry(self, snapshot: RegistrySnapshot) -> None:
@@ -123,10 +125,14 @@ class Engine:
         stats = np.zeros(n, dtype=bool)
         q, hi, lo, ra, tr, an, stk, jp, win = (
             self.quality, self.high, self.low, self.rate, self.trend, self.anomaly, self.stuck, self.jump, self.window)
-        for k in np.unique(kind).tolist():
-            m = kind == k
+        loc = np.asarray(table.location_class, dtype=RULE_DTYPE)
+        pair = np.strings.add(np.strings.add(kind, "\x1f"), loc)
+        uniq, inv = np.unique(pair, return_inverse=True)
+        for u, key in enumerate(uniq.tolist()):
+            k, _, c = key.partition("\x1f")
+            m = inv == u
             kd = KINDS.get(k)
-            p: KindParams = cfgd.params_for(k, kd.switch if kd else False)
+            p: KindParams = cfgd.params_for(k, kd.switch if kd else False, c)
             if kd is not None:
                 rmin[m & ~np.isfinite(rmin)] = kd.range_min
                 rmax[m & ~np.isfinite(rmax)] = kd.range_max
@@ -158,11 +164,23 @@ class Engine:
             an.cfg.huber[:n][m] = p.anomaly_huber
             an.cfg.warmup[:n][m] = p.anomaly_warmup
             an.cfg.refr_us[:n][m] = int(p.anomaly_refractory_s * 1e6)
-            an.cfg.enabled[:n][m] = p.statistics and "anomaly" in en
+            an.cfg.enabled[:n][m] = p.statistics and p.anomaly and "anomaly" in en
             stk.cfg.after_us[:n][m] = int(p.stuck_after_s * 1e6)
             stk.cfg.min_count[:n][m] = p.stuck_min_count
             stk.cfg.tol[:n][m] = p.stuck_tolerance
+            stk.cfg.lam[:n][m] = 1.0 - 1.0 / p.stuck_memory
+            stk.cfg.logp[:n][m] = np.log(p.stuck_probability)
             stk.cfg.enabled[:n][m] = p.statistics and "stuck" in en
+            dr = self.drift.cfg
+            dr.enabled[:n][m] = p.statistics and p.drift and "drift" in en
+            dr.tau_s[:n][m] = p.drift_tau_s
+            dr.alpha[:n][m] = p.drift_alpha
+            dr.warmup[:n][m] = p.drift_warmup
+            dr.k[:n][m] = p.drift_k
+            dr.huber[:n][m] = DRIFT_HUBER
+            dr.min_peers[:n][m] = p.drift_min_peers
+            dr.min_dev[:n][m] = (p.drift_min_dev if p.drift_min_dev is not None
+                                 else DRIFT_MIN_RESOLUTIONS * (kd.resolution if kd is not None else 0.0))
             jp.cfg.hold_us[:n][m] = int(p.jump_hold_s * 1e6)
             jp.cfg.enabled[:n][m] = p.statistics and "jump" in en
             jp.cfg.limit[:n][m] = p.jump_fraction * (rmax[m] - rmin[m])
@@ -173,11 +191,9 @@ class Engine:
         an.cfg.floor[:n] = floor
         win.cfg.floor[:n] = floor
         stk.cfg.floor[:n] = np.where(gas, rmin + res, -np.inf)
+        stk.cfg.quiet[:n] = np.where(np.isfinite(rmin), rmin + res, -np.inf)
         jp.cfg.enabled[:n] &= np.isfinite(jp.cfg.limit[:n])
         # setpoints: one computation per (kind, location class); per sensor where overrides exist
-        loc = np.asarray(table.location_class, dtype=RULE_DTYPE)
-        pair = np.strings.add(np.strings.add(kind, "\x1f"), loc)
-        uniq, inv = np.unique(pair, return_inverse=True)
         rows = {}
         for u, key in enumerate(uniq.tolist()):
             k, _, c = key.partition("\x1f")
@@ -204,10 +220,11 @@ class Engine:
         q.cfg.under_sev[:n] = np.where(has_lo, Severity.ALARM, Severity.NOTICE)
         # default rate limit: a fraction of the first high setpoint per minute
         derive = np.isnan(ra.cfg.up[:n]) & has_hi & ra.cfg.enabled[:n]
-        for k in np.unique(kind[derive]).tolist():
-            m = derive & (kind == k)
+        for u in np.unique(inv[derive]).tolist():
+            k, _, c = uniq[u].partition("\x1f")
+            m = derive & (inv == u)
             kd = KINDS.get(k)
-            p = cfgd.params_for(k, kd.switch if kd else False)
+            p = cfgd.params_for(k, kd.switch if kd else False, c)
             ra.cfg.up[:n][m] = p.rate_fraction_per_min * hi.cfg.thr[:n, 0][m] / 60.0
         ra.cfg.enabled[:n] &= np.isfinite(ra.cfg.up[:n]) | np.isfinite(ra.cfg.down[:n])
         # liveness
@@ -223,6 +240,12 @@ class Engine:
                 lv.gcfg.registered[gid] = g.active
                 lv.gcfg.silence_us[gid] = int(cfgd.gateway_factor * g.expected_interval_s * 1e6)
         win.allocate(n)
+        dr = self.drift.cfg
+        dr.floor[:n] = floor
+        dr.age_us[:n] = lv.cfg.silence_us[:n]
+        zone = np.asarray(table.zone, dtype=np.int64)
+        group_key = np.strings.add(np.strings.add(pair, "\x1f"), zone.astype(str).astype(RULE_DTYPE))
+        self.drift.configure_groups(group_key, dr.enabled[:n] & np.asarray(table.active, dtype=bool) & (zone > 0))
         self.compound.configure(
             kind, np.asarray(table.zone, dtype=np.int32), np.asarray(table.active, dtype=bool),
             snapshot.zones, lambda k: KINDS[k].resolution if k in KINDS else 0.0,
@@ -270,6 +293,7 @@ class Engine:
         base, en = self.base, self.enabled
         use_limit = "limit" in en
         use_window = self.window.rows > 0
+        self.drift.snapshot(base.stat_x, base.stat_ts)
         for r in range(bounds.shape[0] - 1):
             a, b = int(bounds[r]), int(bounds[r + 1])
             rd = Round.build(S[a:b], T[a:b], X[a:b], seen[a:b], Q[a:b], base.stat_ts, base.stat_x)
@@ -285,6 +309,7 @@ class Engine:
             self.jump.step(rd, em, stat)
             if use_window:
                 self.window.step(rd, em, stat)
+            self.drift.step(rd, em, stat)
             self.liveness.step(rd, em)
             ss = rd.s[rd.stat]
             base.stat_ts[ss] = rd.t[rd.stat]
@@ -314,7 +339,7 @@ class Engine:
         """Every currently raised condition, as ``raise`` rows with the time each was raised."""
         em = Emitter()
         for part in (self.quality, self.high, self.low, self.rate, self.trend, self.anomaly, self.stuck,
-                     self.jump, self.window, self.liveness, self.compound):
+                     self.jump, self.window, self.drift, self.liveness, self.compound):
             part.active(em)
         return em.batch()
 

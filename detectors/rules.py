@@ -14,7 +14,8 @@ The alerts stage grades findings by (sensor kind, rule, severity); a finding's i
 | ``ttt``         | sensor  | notice                             | robust trend predicts the next setpoint within the horizon |
 | ``anomaly``     | sensor  | notice                             | robust EWMA score ≥ threshold (setpoint column = score) |
 | ``window``      | sensor  | notice                             | rolling median/MAD score ≥ threshold (kinds that enable it) |
-| ``stuck``       | sensor  | notice                             | value unchanged for the kind's flat-line period  |
+| ``stuck``       | sensor  | notice                             | a run of unchanged values improbable for the sensor, or the kind's flat-line period |
+| ``drift``       | sensor  | notice                             | the sensor's change departs from its peer group's (same zone, kind, class) |
 | ``jump``        | sensor  | notice                             | one step larger than physically plausible        |
 | ``nodata``      | sensor  | notice                             | silent past nodata_factor × expected interval, gateway up |
 | ``gateway_offline`` | gateway | warning                        | Last Will / offline status, or silent past its interval |
@@ -38,6 +39,7 @@ TTT = "ttt"
 ANOMALY = "anomaly"
 WINDOW = "window"
 STUCK = "stuck"
+DRIFT = "drift"
 JUMP = "jump"
 NODATA = "nodata"
 GATEWAY_OFFLINE = "gateway_offline"
@@ -54,6 +56,7 @@ SEVERITIES: dict[str, tuple[Severity, ...]] = {
     ANOMALY: (Severity.NOTICE,),
     WINDOW: (Severity.NOTICE,),
     STUCK: (Severity.NOTICE,),
+    DRIFT: (Severity.NOTICE,),
     JUMP: (Severity.NOTICE,),
     NODATA: (Severity.NOTICE,),
     GATEWAY_OFFLINE: (Severity.WARNING,),

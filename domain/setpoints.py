@@ -231,11 +231,18 @@ DEFAULTS[("temperature", "coal_machine_room")] = (
     Setpoint("hh", 34.0, HIGH, Severity.ALARM, 33.5, f"{S_TEMP}: stop work at 34 ℃ [inferred: Q11]"),
 )
 
+# Cold rooms (冷间): no standard sets an alarm on the room temperature (product quality, not work
+# safety: GB 50072 / GB 28009 set the ammonia detectors). The class exists so detectors can treat
+# a room's defrost cycles and door openings as normal (detectors/config.py); an enterprise that
+# wants a warning adds an `h` override on the sensor.
+DEFAULTS[("temperature", "cold_room")] = ()
+
 LOCATION_CLASSES: dict[str, str] = {
     **{c: d for c, (d, _) in METHANE_CLASSES.items()},
     "coal": "煤矿井下 air (煤矿安全规程 表1 limits)",
     "machine_room": "氨制冷机房",
     "equipment_room": "库内制冷设备间 / 阀门站",
+    "cold_room": "冷库库房 (冷间): defrost cycles and door openings are its normal behaviour",
     "pipe_gallery": "综合管廊 天然气舱",
     "gas_station": "燃气场站",
     "underground_space": "燃气管线相邻地下空间",

@@ -174,7 +174,8 @@ def cold_storage(b: _Builder, rooms: int = 3) -> Site:
             "temperature", b.u(-19.5, -17.5),
             cycle_kind=sg.CYCLE_DEFROST, cycle_amp=sg.DEFROST.rise_c, cycle_period_s=sg.DEFROST.period_s,
             cycle_phase_s=b.u(0, sg.DEFROST.period_s), cycle_on_share=sg.DEFROST.duration_s / sg.DEFROST.period_s,
-            event_amp=sg.DOORS.rise_c, event_per_hour=sg.DOORS.per_hour, event_tau_s=sg.DOORS.tau_s), role="room_temp")
+            event_amp=sg.DOORS.rise_c, event_per_hour=sg.DOORS.per_hour, event_tau_s=sg.DOORS.tau_s), role="room_temp",
+            location_class="cold_room")
         b.sensor("NH3", g2, f"CR{i}", "nh3", f"{i}号冷间顶部", _p("nh3", b.u(0.5, 1.5)))
     return b.site
 

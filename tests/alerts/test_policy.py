@@ -28,7 +28,7 @@ def grader():
         ("non_coal_mine", "", "gateway_offline", S.WARNING, "gateway", Colour.BLUE, "gateway-offline"),
         ("hazardous_chemicals", "combustible_gas", "limit", S.WARNING, "sensor", Colour.YELLOW, "hazchem-level1"),
         ("hazardous_chemicals", "combustible_gas", "limit", S.ALARM, "sensor", Colour.ORANGE, "hazchem-level2"),
-        ("cold_storage", "ammonia", "limit", S.WARNING, "sensor", Colour.ORANGE, "ammonia-exhaust"),
+        ("cold_storage", "ammonia", "limit", S.WARNING, "sensor", Colour.YELLOW, "ammonia-alarm"),
         ("cold_storage", "ammonia", "limit", S.ALARM, "sensor", Colour.RED, "ammonia-power-cut"),
         ("gas_pipeline", "combustible_gas", "limit", S.ALARM, "sensor", Colour.ORANGE, "gas-shut-off"),
         ("non_coal_mine", "pressure", "limit", S.ALARM, "sensor", Colour.ORANGE, None),  # severity default

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from alerts import silences, transitions
+from alerts.policy import from_config
 from domain.severity import SubjectKind
 from tests.alerts.support import (
-    ALARM, CLEAR, NOTICE, RAISE, WARNING, findings, make_policy, make_service, outbox,
+    ALARM, CLEAR, NOTICE, RAISE, WARNING, findings, make_policy, make_service, outbox, policy_doc,
 )
 
 GW = SubjectKind.GATEWAY
@@ -244,8 +245,21 @@ async def test_persisting_power_cut_becomes_red_at_once(pool, clock, receiver):
     assert rows[1]["payload"]["alerts"][0]["message"].startswith("【红色预警】南昌市 某煤矿 采煤工作面 甲烷 1.6%VOL ≥ 断电值 1.5%VOL，持续 5 分钟")
 
 
-async def test_two_points_of_one_face_in_power_cut_are_red(pool, clock, receiver):
+async def test_two_points_of_one_face_stay_orange_by_default(pool, clock, receiver):
+    # T1 and T0 of one face read one air stream: one accumulation, not spreading (default policy)
     svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
+    await svc.handle(findings([(1, "limit", RAISE, ALARM, clock.t, 1.6, 1.5)]))
+    clock.advance(10)
+    await svc.handle(findings([(2, "limit", RAISE, ALARM, clock.t, 1.7, 1.5)]))
+    async with pool.acquire() as conn:
+        assert [r["grade"] for r in await conn.fetch("SELECT grade FROM alerts ORDER BY id")] == [3, 3]
+
+
+async def test_points_of_one_face_in_power_cut_spread_to_red(pool, clock, receiver):
+    doc = policy_doc(receiver.url)
+    rule = next(r for r in doc["grading"]["rules"] if r["name"] == "coal-methane-power-cut")
+    rule["spread"]["points"] = 2  # the spread mechanism, with two points standing for the default three
+    svc = await make_service(None, from_config(doc), clock, pool=pool)
     await svc.handle(findings([(1, "limit", RAISE, ALARM, clock.t, 1.6, 1.5)]))
     clock.advance(10)
     await svc.handle(findings([(2, "limit", RAISE, ALARM, clock.t, 1.7, 1.5)]))  # same zone WF1301

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from detectors.config import DetectorConfig
+from detectors.config import DRIFT_HUBER, DetectorConfig
 from domain.catalog import KINDS, effective_setpoints
 from domain.quality import VALUE_UNTRUSTED, Quality
 from domain.severity import Severity
@@ -50,12 +50,13 @@ def _ladder(points, side):
 
 
 class NaiveEngine:
-    def __init__(self, config: DetectorConfig, kinds: list[str], classes: list[str]) -> None:
+    def __init__(self, config: DetectorConfig, kinds: list[str], classes: list[str],
+                 zones: list[int] | None = None, interval_s: float = 10.0) -> None:
         self.cfg = config
         self.sensors: dict[int, SensorRef] = {}
         for i, (k, c) in enumerate(zip(kinds, classes, strict=True), start=1):
             kd = KINDS[k]
-            p = config.params_for(k, kd.switch)
+            p = config.params_for(k, kd.switch, c)
             pts = effective_setpoints(k, c, None)
             hi, lo = _ladder(pts, "high"), _ladder(pts, "low")
             up = p.rate_up_per_min / 60 if p.rate_up_per_min is not None else (
@@ -64,9 +65,28 @@ class NaiveEngine:
             self.sensors[i] = SensorRef(k, hi, lo, p, p.statistics, kd.range_min, kd.range_max, kd.resolution,
                                         kd.gas, up, down)
         self.out: list[tuple] = []
+        # drift peer groups: (zone, kind, class) of sensors whose kind enables it, big enough
+        zones = zones or [1] * len(kinds)
+        silence_us = int(max(config.nodata_factor * interval_s, config.nodata_min_silence_s) * 1e6)
+        by_key: dict[tuple, list[int]] = {}
+        for i, ref in self.sensors.items():
+            if ref.stats and ref.p.drift and "drift" in config.enabled and zones[i - 1] > 0:
+                by_key.setdefault((zones[i - 1], ref.kind, classes[i - 1]), []).append(i)
+        self.peers: dict[int, list[int]] = {}
+        for members in by_key.values():
+            if len(members) >= self.sensors[members[0]].p.drift_min_peers + 1:
+                for i in members:
+                    self.peers[i] = [j for j in members if j != i]
+        self.peer_age_us = silence_us
+        self.snap: dict[int, tuple] = {}
 
     def update(self, sensor, ts, value, quality) -> list[tuple]:
         self.out = []
+        self.snap = {}  # each peer's change (x − b) and time as the batch begins, unless drifting
+        for i in self.peers:
+            st = self.sensors[i].st
+            if "stat_t" in st and "dr.b" in st and not st.get("drift", False):
+                self.snap[i] = (st["stat_x"] - st["dr.b"], st["stat_t"])
         order = sorted(range(len(sensor)), key=lambda j: (int(sensor[j]), int(ts[j]), j))
         for j in order:
             self.reading(int(sensor[j]), int(ts[j]), float(value[j]), int(quality[j]))
@@ -115,10 +135,12 @@ class NaiveEngine:
                     self.jump(s, ref, x, px, t)
             if "ttt" in en or "compound" in en:
                 self.trend(s, ref, x, t, None if prev_t is None else (t - prev_t) * 1e-6)
-            if "anomaly" in en:
+            if "anomaly" in en and p.anomaly:
                 self.anomaly(s, ref, x, t)
             if "stuck" in en:
                 self.stuck(s, ref, x, t)
+            if s in self.peers:
+                self.drift(s, ref, x, t, None if prev_t is None else (t - prev_t) * 1e-6)
         if st.get("nodata"):
             st["nodata"] = False
             self.emit(s, "nodata", CLEAR, NOTICE, t)
@@ -226,15 +248,59 @@ class NaiveEngine:
         st, p = ref.st, ref.p
         since = st.get("stk.since")
         moved = since is None or not abs(x - st["stk.ref"]) <= p.stuck_tolerance
+        was = st.get("stuck", False)
         if moved:
+            if since is not None and not was:  # the run that ends is learnt: cnt unchanged, then a change
+                lam = 1.0 - 1.0 / p.stuck_memory
+                decay = lam ** (st["stk.cnt"] + 1)
+                st["stk.n"] = decay * st.get("stk.n", 0.0) + (1.0 - decay) / (1.0 - lam)
+                st["stk.m"] = decay * st.get("stk.m", 0.0) + 1.0
             st["stk.ref"], st["stk.since"], st["stk.cnt"] = x, t, 0
         else:
             st["stk.cnt"] += 1
         floor = ref.rmin + ref.res if ref.gas else -math.inf
-        was = st.get("stuck", False)
-        now = not moved and (was or (t - st["stk.since"] >= int(p.stuck_after_s * 1e6)
-                                     and st["stk.cnt"] >= p.stuck_min_count and x > floor))
+        k = st["stk.cnt"]
+        by_time = t - st["stk.since"] >= int(p.stuck_after_s * 1e6) and x > floor
+        improbable = False
+        if not moved and k >= p.stuck_min_count and x > ref.rmin + ref.res:
+            n, m = max(st.get("stk.n", 0.0), 1e-12), st.get("stk.m", 0.0)
+            z = 1.6448536269514722  # Wilson lower bound (one-sided 95 %) on the change frequency
+            c = min(max(m / n, 0.0), 1.0)
+            lo = (c + z * z / (2 * n) - z * math.sqrt(c * (1 - c) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+            logp = k * math.log1p(-0.5 * max(lo, 0.0))
+            improbable = logp <= math.log(p.stuck_probability)
+        now = not moved and (was or (k >= p.stuck_min_count and (by_time or improbable)))
         self.flag(s, "stuck", st, "stuck", now, NOTICE, t)
+
+    def drift(self, s, ref, x, t, dt):
+        st, p = ref.st, ref.p
+        changes = sorted(c for j in self.peers[s] if j in self.snap
+                         for c, tj in [self.snap[j]] if abs(t - tj) <= self.peer_age_us)
+        b0 = st.get("dr.b")
+        was = st.get("drift", False)
+        a = 1.0 if b0 is None or dt is None else -math.expm1(-dt / p.drift_tau_s)
+        follow = x if b0 is None else b0 + a * (x - b0)
+        if len(changes) < p.drift_min_peers:  # not judged: the baseline follows unless drifting
+            st["dr.b"] = (x if b0 is None else b0) if was else follow
+            return
+        k = len(changes)
+        med = changes[k // 2] if k % 2 else 0.5 * (changes[k // 2 - 1] + changes[k // 2])
+        e = (x - (x if b0 is None else b0)) - med
+        n0, d0 = st.get("dr.n", 0), st.get("dr.d", 0.0)
+        warm = n0 >= p.drift_warmup
+        sd = max(d0 * 1.2533141373155001, ref.res if ref.res > 0 else 1e-9)
+        min_dev = p.drift_min_dev if p.drift_min_dev is not None else 10.0 * ref.res
+        thr = max(p.drift_k * sd, min_dev)
+        dev = abs(e)
+        now = (warm and dev >= thr) or (was and warm and dev >= 0.5 * thr)
+        if not now:
+            if warm:
+                d0 = d0 + p.drift_alpha * (min(dev, DRIFT_HUBER * sd) - d0)
+            else:
+                d0 = d0 + (dev - d0) / (n0 + 1.0)
+            st["dr.d"], st["dr.n"] = d0, n0 + 1
+        st["dr.b"] = (x if b0 is None else b0) if now else follow
+        self.flag(s, "drift", st, "drift", now, NOTICE, t)
 
     def jump(self, s, ref, x, px, t):
         st, p = ref.st, ref.p

@@ -83,10 +83,10 @@ def test_compound_adjacent_pressure_falling():
     e = Engine(cfg)
     e.set_registry(snapshot(["pressure"] * 3, zone=[1, 2, 3], adjacency={1: (2,), 2: (1,)}))
     out = []
-    for i in range(40):
-        p1 = 0.4 - 0.005 * i
-        p3 = 0.4 - 0.005 * i  # falling, but zone 3 has no falling neighbour
-        f = e.update(ReadingBatch.build(sensor=[1, 2, 3], ts_us=[i * 10 * S] * 3, value=[p1, 0.4 - 0.005 * i if i > 10 else 0.4, p3]))
+    for i in range(80):  # falling 0.012 MPa/min: 3 × the rule's 0.004, above any demand ramp
+        p1 = 0.4 - 0.002 * i
+        p3 = 0.4 - 0.002 * i  # falling, but zone 3 has no falling neighbour
+        f = e.update(ReadingBatch.build(sensor=[1, 2, 3], ts_us=[i * 10 * S] * 3, value=[p1, 0.4 - 0.002 * i if i > 10 else 0.4, p3]))
         out += rows(f)
     raised = {r[1] for r in out if r[0] == "ZONE" and r[3] == "RAISE"}
     assert raised == {1, 2}

@@ -27,6 +27,7 @@ FAST = {
         "anomaly_warmup": 5, "anomaly_threshold": 0.45, "anomaly_clear": 0.3, "anomaly_refractory_s": 25.0,
         "trend_warmup": 3, "ttt_horizon_s": 120.0, "stuck_after_s": 30.0, "stuck_min_count": 2,
         "jump_fraction": 0.01, "jump_hold_s": 40.0, "rate_fraction_per_min": 0.5,
+        "drift_warmup": 3, "drift_tau_s": 60.0, "drift_k": 3.0, "drift_min_dev": 0.4,
     },
     "kinds": {
         "methane": {"anomaly_warmup": 5, "anomaly_threshold": 0.45, "anomaly_clear": 0.3,
@@ -96,7 +97,7 @@ def test_engine_matches_naive_reference(seed):
         seen_rules |= {r[1] for r in rows}
     # the stream must exercise the rules, or the comparison proves little
     assert {"limit", "limit_low", "fault", "over_range", "under_range", "rate", "ttt", "anomaly",
-            "jump"} <= seen_rules, seen_rules
+            "jump", "drift"} <= seen_rules, seen_rules
 
 
 def test_stuck_matches_reference_on_quantised_stream():
