@@ -284,13 +284,14 @@ def bare_subscriber(port: int, received: mp.Value, stop: mp.Event) -> None:
 class ServiceUnderTest:
     def __init__(self, db_url: str, mqtt_url: str, log_path: Path) -> None:
         self.metrics_port = free_port()
+        self.http_port = free_port()
         env = {
             **os.environ,
             "YUJING_DATABASE_URL": db_url,
             "YUJING_MQTT_URL": mqtt_url,
             "YUJING_MQTT_CLIENT_ID": f"bench-{uuid.uuid4().hex[:6]}",
             "YUJING_METRICS_PORT": str(self.metrics_port),
-            "YUJING_HTTP_PORT": str(free_port()),
+            "YUJING_HTTP_PORT": str(self.http_port),
             "YUJING_LOG_FORMAT": "json",
             "YUJING_DETECTORS_REBUILD_S": "0",
             "MALLOC_ARENA_MAX": "2",  # as deployed (README, Operations): fewer glibc arenas, less RSS

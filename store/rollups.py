@@ -4,7 +4,9 @@ The writer records, in the transaction of each batch, the minutes whose raw read
 (``rollup_dirty``, late backfill included). :func:`run_rollups` claims those minutes, recomputes
 them from ``readings`` into ``readings_1m`` and the hours that contain them from ``readings_1m``
 into ``readings_1h``, and drops rollup chunks past their retention. A dashboard's 30-day chart
-reads at most 720 hour rows of one sensor instead of millions of raw ones.
+reads at most 720 hour rows of one sensor instead of millions of raw ones. The same scan keeps
+``sensor_latest`` (each sensor's newest reading, only ever moved forward), which the API's latest
+values read instead of the hypertable.
 
 Claiming is safe against concurrent writers: the claim takes ``rollup_dirty`` in EXCLUSIVE mode
 for a few milliseconds, which waits for every writer transaction that has marked a minute to
@@ -60,13 +62,24 @@ _TAKE = """
     SELECT (extract(epoch FROM bucket) * 1000000)::bigint AS us FROM rollup_claimed
     ORDER BY bucket LIMIT $1 FOR UPDATE"""
 
+# One scan of the minutes' raw rows feeds both the minute rollup and each sensor's latest
+# reading; sensor_latest only moves forward, so a late minute never replaces a newer value.
 _MINUTES = """
-    INSERT INTO readings_1m (bucket, sensor, min, max, sum, count, last_value, last_ts)
-    SELECT time_bucket('1 minute', ts), sensor, min(value), max(value), sum(value), count(*),
-           last(value, ts), max(ts)
-    FROM readings
-    WHERE ts >= $1 AND ts < $2
-    GROUP BY 1, 2"""
+    WITH m AS MATERIALIZED (
+        SELECT time_bucket('1 minute', ts) AS bucket, sensor, min(value) AS min, max(value) AS max,
+               sum(value) AS sum, count(*) AS count, last(value, ts) AS last_value, max(ts) AS last_ts,
+               last(quality, ts) AS last_quality
+        FROM readings
+        WHERE ts >= $1 AND ts < $2
+        GROUP BY 1, 2),
+    minutes AS (
+        INSERT INTO readings_1m (bucket, sensor, min, max, sum, count, last_value, last_ts)
+        SELECT bucket, sensor, min, max, sum, count, last_value, last_ts FROM m)
+    INSERT INTO sensor_latest AS l (sensor, ts, value, quality)
+    SELECT sensor, max(last_ts), last(last_value, last_ts), last(last_quality, last_ts)
+    FROM m GROUP BY sensor
+    ON CONFLICT (sensor) DO UPDATE SET ts = excluded.ts, value = excluded.value, quality = excluded.quality
+    WHERE l.ts < excluded.ts"""
 
 _HOURS = """
     INSERT INTO readings_1h (bucket, sensor, min, max, sum, count, last_value, last_ts)

@@ -26,6 +26,7 @@ import uvicorn
 from alerts import AlertFeed, load_policy
 from alerts.service import AlertsService
 from api import ApiContext, ApiSettings, ReadingHub, create_app
+from api.context import POOL_SERVER_SETTINGS, SERVER_OPTIONS, keep_session
 from detectors import Engine
 from detectors.rebuild import rebuild
 from domain.errors import FixConfiguration, RetryLater
@@ -55,7 +56,7 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-async def create_pool(settings: Settings, min_size: int, max_size: int) -> asyncpg.Pool:
+async def create_pool(settings: Settings, min_size: int, max_size: int, **options) -> asyncpg.Pool:
     try:
         return await asyncpg.create_pool(
             settings.database_url,
@@ -63,6 +64,7 @@ async def create_pool(settings: Settings, min_size: int, max_size: int) -> async
             max_size=max_size,
             timeout=settings.database_timeout_s,
             command_timeout=60,
+            **options,
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise RetryLater(f"YUJING_DATABASE_URL: cannot connect to the database ({exc})") from exc
@@ -105,7 +107,8 @@ class Service:
         # make a commit wait for a connection.
         write_pool = await create_pool(s, min_size=ingest.writer_connections, max_size=ingest.writer_connections)
         try:
-            pool = await create_pool(s, min_size=2, max_size=OTHER_CONNECTIONS)
+            pool = await create_pool(s, min_size=2, max_size=OTHER_CONNECTIONS, reset=keep_session,
+                                     server_settings=POOL_SERVER_SETTINGS)
         except BaseException:
             await write_pool.close()
             raise
@@ -211,7 +214,7 @@ class Service:
         )
         config = uvicorn.Config(
             create_app(ctx), host=s.http_host, port=s.http_port, lifespan="off", log_config=None,
-            access_log=False,
+            access_log=False, **SERVER_OPTIONS,
         )
         return uvicorn.Server(config)
 

@@ -14,6 +14,7 @@ import uvicorn
 
 from alerts.feed import AlertFeed
 from api import ApiContext, ApiSettings, ReadingHub, Scope, create_app, create_key
+from api.context import POOL_SERVER_SETTINGS, SERVER_OPTIONS, keep_session
 from store.registry import import_registry, load_snapshot
 from store.registry_file import parse_registry_file
 from tests.support.services import free_port
@@ -105,7 +106,8 @@ class ApiServer:
             self.loop.close()
 
     async def _serve(self) -> None:
-        self.pool = await asyncpg.create_pool(self.db_url, min_size=1, max_size=8)
+        self.pool = await asyncpg.create_pool(self.db_url, min_size=1, max_size=8, reset=keep_session,
+                                              server_settings=POOL_SERVER_SETTINGS)
         await self.reload()
         self.hub = ReadingHub(self.settings.live_queue)
         self.feed = AlertFeed(self.settings.live_queue)
@@ -113,7 +115,7 @@ class ApiServer:
                               ready=self.ready_facts, settings=self.settings, alert_feed=self.feed, clock=self.clock)
         self.app = create_app(self.ctx)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
-                                ws_ping_interval=None)
+                                ws_ping_interval=None, **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         serving = asyncio.ensure_future(self.server.serve())
         while not self.server.started and not serving.done():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import time
 
 import asyncpg
 import numpy as np
@@ -77,6 +78,31 @@ async def test_latest_raw_aggregates_csv(client, keys, seeded, db_url):
     for path in ("latest", "readings", "aggregates", "setpoints"):
         assert client.get(f"/api/v1/sensors/{other}/{path}", headers=h).status_code == 404
     assert client.get(f"/api/v1/sensors/{sid}/aggregates", params={**q, "bucket": "7x"}, headers=h).status_code == 422
+
+
+async def test_latest_is_fresh_before_the_rollup_covers_it(client, keys, seeded, db_url):
+    """/latest reads sensor_latest (kept by the rollup worker) and, for the last few minutes,
+    the raw readings: a reading committed a second ago shows at once, before any rollup."""
+    sid = seeded["sensors"]["EA1/CH4-0101"]
+    co = seeded["sensors"]["EA1/CO-0101"]
+    await write_series(db_url, sid, 60)
+    old = await write_series(db_url, co, 60)
+    now_us = int(time.time() * 1e6)
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    try:
+        fresh = ReadingBatch.build(sensor=[sid], ts_us=[now_us - 1_000_000], value=[1.25], quality=[1],
+                                   received_us=[now_us])
+        await ReadingWriter(pool).write(WriteBatch(fresh, [], [], mids=[1], messages=1))
+    finally:
+        await pool.close()
+    h = auth(keys["ent_a"])
+    by_sensor = {r["sensor"]: r for r in client.get("/api/v1/telemetry/latest", headers=h).json()}
+    assert (by_sensor[sid]["value"], by_sensor[sid]["quality"]) == (1.25, 1)
+    assert by_sensor[co]["value"] == old[-1] and by_sensor[co]["ts"].startswith("2026-01-01T00:00:59")
+    one = client.get(f"/api/v1/sensors/{sid}/latest", headers=h).json()
+    assert (one["value"], one["quality"]) == (1.25, 1)
+    ids = client.get("/api/v1/telemetry/latest", params={"sensor": [co]}, headers=h).json()
+    assert [r["sensor"] for r in ids] == [co]
 
 
 async def test_hourly_plan_reads_the_hour_rollup(db_url, seeded):

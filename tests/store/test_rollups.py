@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+from pathlib import Path
+
 import asyncpg
 import numpy as np
 import pytest
 
+import store
 from domain.messages import ReadingBatch
 from store.registry import import_registry
 from store.registry_file import parse_registry_file
@@ -37,9 +40,20 @@ async def pool(db_url, db):
     await p.close()
 
 
-def write_batch(sensor, ts_us, value) -> WriteBatch:
-    readings = ReadingBatch.build(sensor=sensor, ts_us=ts_us, value=value, received_us=np.asarray(ts_us))
+def write_batch(sensor, ts_us, value, quality=None) -> WriteBatch:
+    readings = ReadingBatch.build(sensor=sensor, ts_us=ts_us, value=value, received_us=np.asarray(ts_us),
+                                  **({} if quality is None else {"quality": quality}))
     return WriteBatch(readings, [], [], mids=[1], messages=1)
+
+
+async def naive_latest(db) -> dict:
+    rows = await db.fetch("SELECT DISTINCT ON (sensor) sensor, ts, value, quality FROM readings ORDER BY sensor, ts DESC")
+    return {r["sensor"]: (r["ts"], r["value"], r["quality"]) for r in rows}
+
+
+async def kept_latest(db) -> dict:
+    return {r["sensor"]: (r["ts"], r["value"], r["quality"])
+            for r in await db.fetch("SELECT sensor, ts, value, quality FROM sensor_latest")}
 
 
 async def naive(db, table_width: str) -> dict:
@@ -133,6 +147,45 @@ async def test_concurrent_writers_lose_no_minute(pool, db):
     assert passes.qsize() > 1
     assert await rolled(db, "readings_1m") == await naive(db, "1 minute")
     assert await rolled(db, "readings_1h") == await naive(db, "1 hour")
+    assert await kept_latest(db) == await naive_latest(db)
+
+
+async def test_sensor_latest_moves_only_forward(pool, db):
+    """The rollup keeps each sensor's newest reading (value and quality); a late backfill of older
+    minutes never replaces it, a newer reading does; the migration's backfill agrees."""
+    rng = np.random.default_rng(SEED + 2)
+    writer = ReadingWriter(pool)
+    n = 5_000
+    ts = T0 + rng.choice(2 * HOUR, n, replace=False)  # out of order over two hours
+    sensor = rng.integers(1, 3, n)  # S3 has no reading: no row
+    quality = rng.choice(np.array([0, 1, 4], np.int16), n)
+    await writer.write(write_batch(sensor, ts, rng.normal(size=n), quality))
+    now_us = T0 + 5 * HOUR
+
+    async def roll() -> None:
+        async with pool.acquire() as conn:
+            while (await rollup_once(conn, now_us)).minutes:
+                pass
+
+    await roll()
+    expected = await naive_latest(db)
+    assert set(expected) == {1, 2} and await kept_latest(db) == expected
+    # an outage's backfill, older than what is kept, for both sensors: nothing moves
+    await writer.write(write_batch([1, 2, 2], [T0 + 3, T0 + HOUR + 7, T0 + HOUR + 8], [99.0, 98.0, 97.0]))
+    await roll()
+    assert await kept_latest(db) == expected
+    # a newer reading of sensor 2 (its minute recomputed after an older minute of sensor 1's)
+    await writer.write(write_batch([2], [T0 + 3 * HOUR], [7.5], np.array([4], np.int16)))
+    await writer.write(write_batch([1], [T0 + 60], [-1.0]))
+    await roll()
+    latest = await kept_latest(db)
+    assert latest[1] == expected[1] and latest[2][1:] == (7.5, 4)
+    assert latest == await naive_latest(db)
+    # the migration's one-off backfill (for databases that had readings before it) gives the same
+    migration = (Path(store.__file__).parent / "migrations" / "0022_sensor_latest.sql").read_text()
+    await db.execute("DELETE FROM sensor_latest")
+    await db.execute(migration[migration.index("INSERT INTO sensor_latest"):])
+    assert await kept_latest(db) == latest
 
 
 async def test_retention_floor_is_two_years(pool):
