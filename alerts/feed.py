@@ -25,6 +25,7 @@ class Subscription:
         self.maxsize = maxsize
         self.accept = accept
         self.closed = False
+        self.wake: Callable[[], None] | None = None  # called after each put (one reader, several queues)
 
     def _offer(self, event: dict[str, Any]) -> bool:
         if self.closed:
@@ -36,8 +37,12 @@ class Subscription:
                 self.queue.get_nowait()
             self.queue.put_nowait(CLOSED)
             self.closed = True
+            if self.wake is not None:
+                self.wake()
             return False
         self.queue.put_nowait(event)
+        if self.wake is not None:
+            self.wake()
         return True
 
     async def get(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 import numpy as np
@@ -45,6 +45,7 @@ class ReadingClient:
         self.maxsize = maxsize
         self.queue: asyncio.Queue[bytes | Closed] = asyncio.Queue(maxsize + 1)  # +1 for Closed
         self.closed: str | None = None
+        self.wake: Callable[[], None] | None = None  # called after each put (one reader, several queues)
 
     def offer(self, message: bytes) -> bool:
         if self.closed is not None:
@@ -53,6 +54,8 @@ class ReadingClient:
             self.drop(FELL_BEHIND.format(n=self.maxsize), "fell_behind")
             return False
         self.queue.put_nowait(message)
+        if self.wake is not None:
+            self.wake()
         return True
 
     def drop(self, reason: str, counter: str) -> None:
@@ -63,6 +66,8 @@ class ReadingClient:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(Closed(reason))
+        if self.wake is not None:
+            self.wake()
         live_dropped.labels(counter).inc()
         self._hub._remove(self)
 
