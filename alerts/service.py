@@ -36,14 +36,14 @@ from alerts.dispatch import Dispatcher
 from alerts.escalation import Escalator
 from alerts.feed import AlertFeed
 from alerts.grading import Grader
-from alerts.labels import labels_for, subject_of
-from alerts.lifecycle import OPEN_STATES, Alert, Change, State, alert_key
+from alerts.intake import Intake
+from alerts.lifecycle import OPEN_STATES, Alert, Change, State
 from alerts.outbox import Deliverer, NewNotification, enqueue
 from alerts.policy import Policy
 from alerts.silences import Muter, list_silences, maintenance_active
-from domain.messages import Finding, FindingBatch
+from domain.messages import FindingBatch
 from domain.registry import RegistrySnapshot
-from domain.severity import FindingEvent, SubjectKind
+from domain.severity import SubjectKind
 
 log = logging.getLogger("yujing.alerts")
 
@@ -88,6 +88,7 @@ class AlertsService:
         self.feed = feed
         self.mqtt_publish = mqtt_publish
         self.grader = Grader(policy.grading)
+        self.intake = Intake(policy, self.grader)
         self.dispatcher = Dispatcher(policy, self.grader, registry, mqtt_enabled=mqtt_publish is not None)
         self.escalator = Escalator(policy, registry)
         self.stats = ServiceStats()
@@ -109,16 +110,8 @@ class AlertsService:
     def now_us(self) -> int:
         return int(self.clock() * 1e6)
 
-    def _grade(self, industry: str | None, kind: str, location_class: str, enterprise: str | None,
-               kind_id: int, rule: str, severity):
-        return self.grader.grade(industry or "", kind or "", rule, severity, location_class or "",
-                                 SubjectKind(kind_id).name.lower(), enterprise or "")
-
     def _latch(self, alert: Alert) -> bool:
-        rule = self.grader.rule_named(alert.grading_rule)
-        if rule is not None and rule.latch is not None:
-            return rule.latch
-        return alert.peak_grade in self.policy.lifecycle.latch_colours
+        return self.intake.latch(alert)
 
     def _next_timer(self, alert: Alert) -> int | None:
         """The next time something may happen to the alert without a new finding."""
@@ -143,23 +136,6 @@ class AlertsService:
             due.append((alert.resolved_us or alert.updated_us) + int(lc.auto_close_after_s * 1e6))
         return min(due) if due else None
 
-    def _new_alert(self, f: Finding, registry: RegistrySnapshot, now_us: int) -> Alert:
-        s = subject_of(registry, f.subject_kind, f.subject)
-        key = alert_key(f.subject_kind, f.subject, f.rule)
-        g = self._grade(s.industry, s.kind, s.location_class, s.enterprise, f.subject_kind, f.rule, f.severity)
-        value = f.value if f.value == f.value else None
-        setpoint = f.setpoint if f.setpoint == f.setpoint else None
-        return Alert(
-            id=0, alert_key=key, subject_kind=int(f.subject_kind), subject=f.subject, rule=f.rule,
-            enterprise=s.enterprise, region=s.region, regions=s.regions, industry=s.industry, kind=s.kind,
-            gateway=s.gateway, zone=s.zone,
-            labels=labels_for(key, f.subject_kind, f.subject, f.rule, s, g.colour.id, f.severity),
-            grading_rule=g.rule.name if g.rule else None, state=State.FIRING, active=True, grade=g.colour,
-            base_grade=g.colour, peak_grade=g.colour, upgraded=None, severity=f.severity,
-            finding_event=f.event, finding_ts_us=f.ts_us, value=value, setpoint=setpoint, peak_value=value,
-            started_us=now_us, grade_since_us=now_us, unacked_since_us=now_us, updated_us=now_us,
-        )
-
     # ------------------------------------------------------------------ findings
 
     async def handle(self, findings: FindingBatch) -> None:
@@ -182,29 +158,19 @@ class AlertsService:
             for f in rows:
                 ident = (int(f.subject_kind), f.subject, f.rule)
                 alert = new.get(ident) or latest.get(ident)
-                if alert is not None and (
-                    f.ts_us < alert.finding_ts_us
-                    or (f.ts_us == alert.finding_ts_us and f.event == alert.finding_event and f.severity == alert.severity)
-                ):
+                if self.intake.is_replay(alert, f):
                     self.stats.replayed += 1
                     continue
                 if alert is None or alert.state is State.CLOSED:
-                    if f.event is FindingEvent.CLEAR:
+                    opened = self.intake.open(f, registry, now_us)
+                    if opened is None:
                         continue
-                    alert = self._new_alert(f, registry, now_us)
+                    alert, change = opened
                     new[ident] = alert
                     self.stats.opened += 1
-                    _record(changes, alert, Change("opened", lifecycle.SYSTEM, {
-                        "rule": f.rule, "severity": f.severity.name.lower(), "grade": alert.grade.id,
-                        "grading_rule": alert.grading_rule, "ts_us": f.ts_us,
-                        "value": alert.value, "setpoint": alert.setpoint}, notify=True))
+                    _record(changes, alert, change)
                     continue
-                g = self._grade(alert.industry, alert.kind, alert.labels.get("location_class", ""), alert.enterprise,
-                                f.subject_kind, f.rule, f.severity)
-                change = lifecycle.on_finding(alert, f.event, f.severity, f.ts_us, f.value, f.setpoint, g.colour, now_us,
-                                              latch=self._latch(alert), flapping=self.policy.lifecycle.flapping)
-                if f.event is not FindingEvent.CLEAR and g.rule is not None:
-                    alert.grading_rule = g.rule.name
+                change = self.intake.apply(alert, f, now_us)
                 if alert.id:
                     touched[alert.id] = alert
                 if change is not None:
@@ -351,18 +317,8 @@ class AlertsService:
                            outbox: list[NewNotification], out: list[_Rec]) -> None:
         if a.shelved_until_us is not None and a.shelved_until_us <= now_us:
             _record(out, a, lifecycle.shelve_expired(a, now_us))
-        fl = self.policy.lifecycle.flapping
-        if a.flapping and fl is not None:
-            last = max(a.flap_changes_us) if a.flap_changes_us else a.updated_us
-            if last + int(fl.quiet_s * 1e6) <= now_us:
-                _record(out, a, lifecycle.flapping_ended(a, now_us, self._latch(a)))
-        rule = self.grader.rule_named(a.grading_rule)
-        if (rule is not None and rule.persist is not None and a.base_grade == rule.colour
-                and a.grade_since_us + int(rule.persist.after_s * 1e6) <= now_us):
-            ch = lifecycle.upgrade(a, rule.persist.colour, "persist", now_us)
-            if ch is not None:
-                ch.detail["after_s"] = rule.persist.after_s
-                _record(out, a, ch)
+        for ch in self.intake.settle(a, now_us):
+            _record(out, a, ch)
         muted_until = None
         while (due := self.escalator.due_us(a)) is not None and due <= now_us:
             why = muter.muted_by(a, now_us)
@@ -370,11 +326,9 @@ class AlertsService:
                 muted_until = now_us + int(MUTED_RECHECK_S * 1e6)
                 break
             _record(out, a, await self._escalate(conn, a, now_us, outbox))
-        lc = self.policy.lifecycle
-        if (a.state is State.RESOLVED and lc.auto_close_after_s is not None
-                and (a.acked or not lc.auto_close_require_ack)
-                and (a.resolved_us or a.updated_us) + int(lc.auto_close_after_s * 1e6) <= now_us):
-            _record(out, a, lifecycle.auto_closed(a, now_us))
+        ch = self.intake.auto_close(a, now_us)
+        if ch is not None:
+            _record(out, a, ch)
         nxt = self._next_timer(a)
         if muted_until is not None:
             nxt = muted_until if nxt is None or nxt <= now_us else min(nxt, muted_until)

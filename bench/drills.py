@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import datetime as dt
 import json
 import os
 import subprocess
@@ -45,6 +46,7 @@ from store.registry import import_registry  # noqa: E402
 from store.registry_file import parse_registry_file  # noqa: E402
 from tests.support import services  # noqa: E402
 
+BEIJING = dt.timezone(dt.timedelta(hours=8))
 FAST_DEADLINE_S = 1200.0  # scenarios whose deadline is at least this long may run at --fast-speed
 
 
@@ -126,6 +128,22 @@ def _rel(x: float | None) -> str:
     return "—" if x is None else f"{x:+.0f}"
 
 
+def _clock(sim_s: float) -> str:
+    return dt.datetime.fromtimestamp(sim_s, BEIJING).strftime("%H:%M")
+
+
+def _window(reports: list[DrillReport]) -> str:
+    """The local clock times the drills' traffic covered, merged where they overlap."""
+    merged: list[list[float]] = []
+    for a, b in sorted((r.sim0_s, r.sim0_s + (r.run.sim_s if r.run else r.score.observed_sim_s - r.sim0_s))
+                       for r in reports):
+        if merged and a <= merged[-1][1] + 60.0:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return ", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in merged)
+
+
 def kind_of(fleet) -> dict[tuple[str, str], str]:
     return {(fleet.enterprises[e].id, s.id): s.kind for e, s in fleet.sensors}
 
@@ -169,7 +187,8 @@ def summary(reports: list[DrillReport], fleet) -> str:
     rules = collections.Counter(f"{a['rule']} on {kinds.get((a['enterprise'], a['subject'].partition(':')[2]), a['subject'])} "
                                 f"({a['grade']})" for a in fa)
     passed = sum(r.score.passed for r in reports)
-    lines += ["",
+    lines += ["", f"simulated time of day covered: {_window(reports)} 北京时间 (drills run at the wall clock's time; "
+              "for the whole-day rate run bench/false_alarms.py)",
               f"passed {passed}/{len(reports)}; false alarms {len(fa)} over {hours:,.0f} sensor-hours of normal traffic = "
               f"**{rate:.2f} per 1,000 sensor-hours** (target ≤ {FALSE_ALARMS_PER_1000H_TARGET:g})"
               + (f": {', '.join(f'{k} ×{n}' for k, n in rules.most_common())}" if rules else "")]

@@ -5,7 +5,7 @@ sensor)::
 
     clean(t) = base
              + diurnal_amp · cos(2π (h(t) − diurnal_peak_h) / 24)      ambient temperature, demand
-             + shift_amp · cutting(t)                                 coal cutting shifts
+             + shift_amp · cutting(t) ⊛ lags                          coal cutting shifts, ramped
              + cycle_amp · cycle(t)                                   defrost pulses, tank fill/draw
              + demand_amp · (d(t)^demand_exp − 1)                     gas demand and pressure drop
              + event_amp · Σ exp(−(t − t_e)/event_tau_s)              door openings (hash-timed)
@@ -32,17 +32,53 @@ DAY_S = 86_400.0
 # ---- stated statistics -------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, slots=True)
 class ShiftPattern:
-    """三八制: three 8-hour shifts from 00:00 local; coal is cut in two, the third is 检修 (maintenance)."""
+    """三八制: three 8-hour shifts from 00:00 local; coal is cut in two, the third is 检修 (maintenance).
+
+    Cutting does not start in one scan. When the shearer starts, the cut deepens and the broken
+    coal piles onto the conveyor, so the emission (gas, dust, heat) builds up as a first-order lag
+    of ``cut_tau_s``; when it stops, the fresh coal keeps desorbing and the emission dies away the
+    same way. A sensor then sees that emission through its own lag (:data:`SHIFT_LAG_S`: the
+    ventilated volume V/Q for gas, settling for dust, rock and air heat capacity for
+    temperature). :meth:`response` is the two lags in series: an S-shaped rise that starts with
+    zero slope.
+    """
 
     shift_h: float = 8.0
     first_shift_start_h: float = 0.0
     cutting_shifts: tuple[int, ...] = (1, 2)  # 08-16 and 16-24 cut coal; 00-08 is maintenance
+    cut_tau_s: float = 600.0  # the emission's build-up and die-away (shearer's first ~10 min of cut)
 
     def cutting(self, t_s: np.ndarray) -> np.ndarray:
-        """float64[n]: 1.0 while a cutting shift is on, else 0.0."""
+        """float64[n]: 1.0 while a cutting shift is on (the schedule), else 0.0."""
         h = local_hour(t_s)
         shift = np.floor(((h - self.first_shift_start_h) % 24.0) / self.shift_h).astype(np.int64)
         return np.isin(shift, self.cutting_shifts).astype(np.float64)
+
+    def response(self, t_s: np.ndarray, lag_s: np.ndarray) -> np.ndarray:
+        """float64[n] in [0, 1]: what a sensor with its own lag ``lag_s`` (float64[n]) reads of the
+        cutting schedule — the schedule 24 h earlier plus every on/off change since, each through
+        the two lags in series (a fixed loop over the ≤ 3 boundaries a day, vectorised over t)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        shift_s = self.shift_h * 3600.0
+        offset_s = self.first_shift_start_h * 3600.0 - LOCAL_UTC_OFFSET_S
+        last = np.floor((t - offset_s) / shift_s) * shift_s + offset_s  # start of the current shift
+        out = self.cutting(t - DAY_S)
+        n = int(np.ceil(DAY_S / shift_s))
+        for j in range(n):
+            b = last - j * shift_s
+            change = self.cutting(b + 1.0) - self.cutting(b - 1.0)
+            out = out + change * _two_lag_step(t - b, self.cut_tau_s, lag_s)
+        return np.clip(out, 0.0, 1.0)
+
+
+def _two_lag_step(dt_s: np.ndarray, tau1_s: float, tau2_s: np.ndarray) -> np.ndarray:
+    """Step response of two first-order lags in series, 0 for dt ≤ 0:
+    1 − (τ1 e^(−dt/τ1) − τ2 e^(−dt/τ2)) / (τ1 − τ2), and 1 − (1 + dt/τ) e^(−dt/τ) when τ1 = τ2."""
+    dt = np.maximum(dt_s, 0.0)
+    t1 = float(tau1_s)
+    t2 = np.where(np.abs(np.asarray(tau2_s, dtype=np.float64) - t1) < 1e-6 * t1, t1 * (1 + 1e-6), tau2_s)
+    t2 = np.maximum(t2, 1e-9)
+    return 1.0 - (t1 * np.exp(-dt / t1) - t2 * np.exp(-dt / t2)) / (t1 - t2)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +137,14 @@ class DoorOpenings:
     day_start_h: float = 7.0
     day_end_h: float = 20.0
 
+
+# A sensor's own lag behind the coal face's emission (s): the face's air volume over its airflow
+# for gases (a 200 m face at 1.5–2 m/s with its upper corner and return: minutes), settling and
+# dilution for dust (about a minute), the rock and air heat capacity for temperature (tens of
+# minutes). The 10–90 % rise of a reading after the shearer starts is then about 23 min for gas
+# and dust, 50 min for temperature (tests/simulators/test_signals.py checks it).
+SHIFT_LAG_S: dict[str, float] = {"methane": 180.0, "co": 180.0, "o2": 180.0, "dust": 60.0, "temperature": 1200.0}
+SHIFT_LAG_DEFAULT_S = 180.0
 
 SHIFTS = ShiftPattern()
 DEFROST = DefrostCycle()
@@ -194,7 +238,7 @@ CYCLE_NONE, CYCLE_DEFROST, CYCLE_TANK = 0, 1, 2
 
 _FLOAT_COLUMNS = (
     "base", "noise_std", "resolution", "lo", "hi",
-    "diurnal_amp", "diurnal_peak_h", "shift_amp",
+    "diurnal_amp", "diurnal_peak_h", "shift_amp", "shift_lag_s",
     "cycle_amp", "cycle_period_s", "cycle_phase_s", "cycle_on_share",
     "demand_amp", "demand_exp",
     "event_amp", "event_per_hour", "event_tau_s",
@@ -213,6 +257,7 @@ class SignalParams:
     diurnal_amp: float = 0.0
     diurnal_peak_h: float = 15.0
     shift_amp: float = 0.0
+    shift_lag_s: float = SHIFT_LAG_DEFAULT_S
     cycle_kind: int = CYCLE_NONE
     cycle_amp: float = 0.0
     cycle_period_s: float = 1.0
@@ -252,7 +297,7 @@ def clean_values(table: SignalTable, idx: np.ndarray, t_s: np.ndarray) -> np.nda
     v += c["diurnal_amp"] * np.cos(2.0 * np.pi * (h - c["diurnal_peak_h"]) / 24.0)
     has_shift = c["shift_amp"] != 0.0
     if has_shift.any():
-        v += c["shift_amp"] * SHIFTS.cutting(t)
+        v += c["shift_amp"] * SHIFTS.response(t, c["shift_lag_s"])
     kind = table.cycle_kind[idx]
     if (kind != CYCLE_NONE).any():
         x = np.mod(t - c["cycle_phase_s"], c["cycle_period_s"])

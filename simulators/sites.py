@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from simulators import signals as sg
-from simulators.signals import KIND_SIGNALS, SignalParams
+from simulators.signals import KIND_SIGNALS, SHIFT_LAG_DEFAULT_S, SHIFT_LAG_S, SignalParams
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,6 +56,7 @@ class Site:
 
 def _p(kind: str, base: float, **kw) -> SignalParams:
     k = KIND_SIGNALS[kind]
+    kw.setdefault("shift_lag_s", SHIFT_LAG_S.get(kind, SHIFT_LAG_DEFAULT_S))
     return SignalParams(base=base, noise_std=k.noise_std, resolution=k.resolution, lo=k.lo, hi=k.hi, **kw)
 
 

@@ -69,3 +69,37 @@ def test_registry_is_consistent_with_catalog_and_itself(demo_fleet, tmp_path):
 def test_fleet_errors_name_the_key(doc, key):
     with pytest.raises(FleetConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         FleetConfig.from_config(doc)
+
+
+async def test_in_memory_snapshot_is_what_the_database_gives_after_import(demo_fleet, db, tmp_path):
+    """bench/false_alarms.py replays offline with registry_snapshot(); it must agree with the
+    snapshot the service loads after `yujing registry import` of the same fleet."""
+    import numpy as np
+
+    from simulators.registry import registry_snapshot
+    from store.registry import import_registry, load_snapshot
+    from store.registry_file import parse_registry_file
+
+    path = tmp_path / "registry.yaml"
+    write_registry(demo_fleet, path)
+    await import_registry(db, parse_registry_file(path.read_text(encoding="utf-8")))
+    want = await load_snapshot(db, lambda industry: 92)
+    got = registry_snapshot(demo_fleet, retention_days=92)
+    assert got.enterprises == want.enterprises and got.regions.keys() == want.regions.keys()
+    # dense ids may differ: compare by codes
+    gw = lambda s, i: (s.gateways[i].enterprise, s.gateways[i].code)  # noqa: E731
+    zn = lambda s, i: (s.zones[i].enterprise, s.zones[i].code) if i else None  # noqa: E731
+    assert {gw(got, i) for i in got.gateways} == {gw(want, i) for i in want.gateways}
+    assert {(*zn(got, i), tuple(sorted(zn(got, a) for a in z.adjacent))) for i, z in got.zones.items()} == \
+        {(*zn(want, i), tuple(sorted(zn(want, a) for a in z.adjacent))) for i, z in want.zones.items()}
+    assert len(got.sensors) == len(want.sensors) == demo_fleet.n_sensors
+    for e, codes in want.sensor_ids.items():
+        for code, wi in codes.items():
+            gi = got.sensor_ids[e][code]
+            a, b = got.sensors[gi], want.sensors[wi]
+            assert (a.kind, a.unit, a.location, a.location_class, a.setpoints) == \
+                (b.kind, b.unit, b.location, b.location_class, b.setpoints), code
+            assert gw(got, a.gateway) == gw(want, b.gateway) and zn(got, a.zone) == zn(want, b.zone), code
+            for col in ("active", "kind", "location_class", "expected_interval_s", "range_min", "range_max", "retention_s"):
+                x, y = getattr(got.table, col)[gi], getattr(want.table, col)[wi]
+                assert x == y or (isinstance(x, float) and np.isnan(x) and np.isnan(y)), (code, col, x, y)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from domain.catalog import KINDS, effective_setpoints
 from domain.quality import Quality
@@ -54,9 +55,51 @@ def test_cutting_shifts_raise_methane_by_the_stated_uplift(demo_fleet):
     cutting = sg.SHIFTS.cutting(t) == 1
     h = sg.local_hour(t)
     assert np.all(cutting == (h >= 8))  # 三八制: 00-08 maintenance, 08-24 cutting
+    settled = (h % 8 >= 1.5) | ((h >= 9.5) & (h < 24))  # the ramps (≈ 25 min) are over
     base = demo_fleet.signal.cols["base"][i]
-    uplift = v[cutting].mean() - v[~cutting].mean()
+    uplift = v[cutting & settled].mean() - v[~cutting & settled].mean()
     assert abs(uplift - base * 0.6) < 0.1 * base * 0.6 + 0.005
+
+
+def _rise_min(t, clean, start_s):
+    """Minutes from 10 % to 90 % of the step that starts at ``start_s``."""
+    after = t >= start_s
+    lo, hi = clean[after][0], clean[after][-1]
+    frac = (clean[after] - lo) / (hi - lo)
+    return (t[after][np.argmax(frac >= 0.9)] - t[after][np.argmax(frac >= 0.1)]) / 60.0
+
+
+@pytest.mark.parametrize(("role", "kind", "rise_min"), [("face", "methane", 23.0), (None, "dust", 23.0),
+                                                         (None, "temperature", 52.0)])
+def test_cutting_starts_as_a_ramp_over_minutes_not_in_one_scan(demo_fleet, role, kind, rise_min):
+    """The shearer starts at 08:00: the reading follows the emission's build-up (cut_tau_s) through
+    the sensor's own lag (SHIFT_LAG_S), an S-shaped rise with the stated 10–90 % time."""
+    i = next(j for j, (_, s) in enumerate(demo_fleet.sensors)
+             if s.kind == kind and (role is None or s.role == role) and demo_fleet.signal.cols["shift_amp"][j] != 0
+             and demo_fleet.signal.cols["diurnal_amp"][j] == 0)  # nothing else moves it
+    start = sg.DAY_S * np.ceil((START_S + sg.LOCAL_UTC_OFFSET_S) / sg.DAY_S) - sg.LOCAL_UTC_OFFSET_S + 8 * 3600
+    assert sg.local_hour(np.array([start]))[0] == 8.0
+    t = start - 600 + np.arange(0, 4 * 3600, 10.0)
+    idx = np.full(t.shape, i)
+    amp = demo_fleet.signal.cols["shift_amp"][i]
+    clean = sg.clean_values(demo_fleet.signal, idx, t)
+    assert abs(_rise_min(t, clean, start) - rise_min) < 2.0
+    first_minute = (t > start) & (t <= start + 60)
+    assert np.abs(np.diff(clean[first_minute])).max() < 0.01 * amp  # zero slope at the start: no step
+    assert np.abs(np.diff(clean)).max() < 0.02 * amp  # never more than 2 % of the uplift in 10 s
+    assert abs(clean[-1] - clean[0] - amp) < 0.01 * amp
+
+
+def test_cutting_stops_with_the_emission_dying_away(demo_fleet):
+    i = _single(demo_fleet, role="face", kind="methane")
+    midnight = sg.DAY_S * np.ceil((START_S + sg.LOCAL_UTC_OFFSET_S) / sg.DAY_S) - sg.LOCAL_UTC_OFFSET_S
+    t = midnight + np.array([-60.0, 0.0, 10.0, 600.0, 3600.0, 7200.0])
+    idx = np.full(t.shape, i)
+    clean = sg.clean_values(demo_fleet.signal, idx, t)
+    amp = demo_fleet.signal.cols["shift_amp"][i]
+    left = (clean - clean[-1]) / amp
+    assert left[0] > 0.99 and left[1] > 0.99 and left[2] > 0.99  # still desorbing right after the stop
+    assert 0.4 < left[3] < 0.9 and left[4] < 0.02  # ≈ 25 min to die away
 
 
 def test_defrost_gives_a_spectral_peak_at_its_period(demo_fleet):
