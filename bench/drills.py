@@ -27,12 +27,9 @@ import collections
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import asyncpg  # noqa: E402
 
+from bench.ingest import ServiceUnderTest  # noqa: E402
 from simulators import build_fleet, load_preset, load_scenario, scenario_names, write_registry  # noqa: E402
 from simulators.drill import FALSE_ALARMS_PER_1000H_TARGET, DrillOptions, DrillReport, run_drill  # noqa: E402
 from store.registry import import_registry  # noqa: E402
@@ -50,44 +48,9 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 FAST_DEADLINE_S = 1200.0  # scenarios whose deadline is at least this long may run at --fast-speed
 
 
-class Service:
-    """``python -m yujing run`` against one database and broker; ready once its metrics answer."""
-
-    def __init__(self, db_url: str, mqtt_url: str, log_path: Path) -> None:
-        self.metrics_port = services.free_port()
-        env = {
-            **os.environ,
-            "YUJING_DATABASE_URL": db_url,
-            "YUJING_MQTT_URL": mqtt_url,
-            "YUJING_MQTT_CLIENT_ID": f"drills-{uuid.uuid4().hex[:6]}",
-            "YUJING_METRICS_PORT": str(self.metrics_port),
-            "YUJING_HTTP_PORT": str(services.free_port()),
-            "YUJING_LOG_FORMAT": "json",
-            "YUJING_LOG_LEVEL": "warning",
-            "YUJING_DETECTORS_REBUILD_S": "0",
-        }
-        for key in ("YUJING_DETECTORS_CONFIG", "YUJING_ALERTS_CONFIG", "YUJING_CONFIG"):
-            env.pop(key, None)  # the shipped defaults are what is measured
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "yujing", "run"], env=env, cwd=REPO,
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
-                    if b"yujing_ingest_readings_committed_total" in r.read():
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"service did not start; see {log_path}")
-            time.sleep(0.2)
-        time.sleep(1.0)  # subscriptions in place
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
-        self.log.close()
+# The shipped detectors and policy are what is measured: no configuration files from the caller.
+SERVICE_ENV: dict[str, str | None] = {"YUJING_LOG_LEVEL": "warning", "YUJING_DETECTORS_CONFIG": None,
+                                      "YUJING_ALERTS_CONFIG": None, "YUJING_CONFIG": None}
 
 
 async def _prepare(template: str, registry: Path) -> str:
@@ -107,7 +70,8 @@ def one_drill(fleet, spec, seed: int, speed: float, template: str, registry: Pat
     broker.start()
     service = None
     try:
-        service = Service(services.database_url(name), broker.url, work / f"{spec.name}-{seed}.log")
+        service = ServiceUnderTest(services.database_url(name), broker.url, work / f"{spec.name}-{seed}.log",
+                                   env=SERVICE_ENV)
         return run_drill(fleet, spec, broker.url, seed=seed, options=DrillOptions(speed=speed, linger_s=3.0))
     finally:
         if service is not None:
@@ -116,7 +80,8 @@ def one_drill(fleet, spec, seed: int, speed: float, template: str, registry: Pat
         asyncio.run(services.drop_database(name))
 
 
-def _seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` or ``0,2,5-6``."""
     out: list[int] = []
     for part in text.split(","):
         lo, _, hi = part.partition("-")
@@ -208,7 +173,7 @@ def main() -> None:
 
     fleet = build_fleet(load_preset(args.preset))
     specs = [load_scenario(n) for n in args.scenarios.split(",") if n]
-    seeds = _seeds(args.seeds)
+    seeds = parse_seeds(args.seeds)
     work = Path(tempfile.mkdtemp(prefix="yj-drills-"))
     registry = work / "registry.yaml"
     write_registry(fleet, registry)

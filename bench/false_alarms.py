@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from alerts.grading import Grader  # noqa: E402
+from bench.drills import parse_seeds  # noqa: E402
 from alerts.intake import Intake  # noqa: E402
 from alerts.lifecycle import Alert, State  # noqa: E402
 from alerts.policy import load_policy  # noqa: E402
@@ -208,14 +209,6 @@ def replay(fleet, registry, policy, config: DetectorConfig, start_s: float, hour
                   time.perf_counter() - t0)
 
 
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
 def _start_s(date: str, hhmm: str) -> float:
     h, _, m = hhmm.partition(":")
     day = dt.date.fromisoformat(date)
@@ -278,7 +271,7 @@ def main() -> None:
     print(f"fleet {args.preset}: {fleet.n_sensors} sensors, {fleet.n_gateways} gateways; {args.hours:g} h from "
           f"{args.date} {args.start} 北京时间; seeds {args.seeds}; shipped detectors and alerts policy", flush=True)
     runs = []
-    for seed in _seeds(args.seeds):
+    for seed in parse_seeds(args.seeds):
         # Every random element of a reading is a hash of the sensor and its time, and the emitter's
         # seed only draws clock skews: seed k replays the k-th day after --date, so seeds differ in
         # noise, door openings, outages and calibrations, not only in skews.

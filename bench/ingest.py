@@ -282,9 +282,13 @@ def bare_subscriber(port: int, received: mp.Value, stop: mp.Event) -> None:
 
 
 class ServiceUnderTest:
-    def __init__(self, db_url: str, mqtt_url: str, log_path: Path) -> None:
+    """``python -m yujing run`` as a separate process; ready once its metrics answer. ``env``
+    overrides the environment it gets (a value of None removes the variable)."""
+
+    def __init__(self, db_url: str, mqtt_url: str, log_path: Path, env: dict[str, str | None] | None = None) -> None:
         self.metrics_port = free_port()
         self.http_port = free_port()
+        overrides = env or {}
         env = {
             **os.environ,
             "YUJING_DATABASE_URL": db_url,
@@ -296,6 +300,9 @@ class ServiceUnderTest:
             "YUJING_DETECTORS_REBUILD_S": "0",
             "MALLOC_ARENA_MAX": "2",  # as deployed (README, Operations): fewer glibc arenas, less RSS
         }
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        for k in [k for k, v in overrides.items() if v is None]:
+            env.pop(k, None)
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "yujing", "run"], env=env, cwd=REPO,
                                      stdout=self.log, stderr=self.log)
