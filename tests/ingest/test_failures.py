@@ -8,11 +8,13 @@ messages are in flight (published but not yet committed and acknowledged).
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import uuid
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from domain.codec import encode_batch
 from store.migrate import apply_migrations
@@ -198,6 +200,7 @@ async def test_findings_raised_while_the_database_is_down_reach_the_alerts(broke
                                "sensors: [{id: CH4-01, gateway: G1, kind: methane, location_class: T1}]\n")
     async with running_service(service_settings(cluster.url("yujing"), broker.url)) as service:
         await asyncio.to_thread(cluster.stop, "immediate")
+        before = _raised()
         pub = Publisher(broker.port)
         t = now_ms()
         pub.publish_all([
@@ -205,7 +208,10 @@ async def test_findings_raised_while_the_database_is_down_reach_the_alerts(broke
             ("yj/v1/E1/G1/status", b"offline"),
         ])
         await asyncio.to_thread(pub.wait_acked)
-        await asyncio.sleep(3)  # the findings are raised now, and cannot be committed
+        # the detectors raise findings now, and delivering them waits for the database (which holds
+        # up the pipeline: a message decoded after the first findings waits in the broker)
+        await wait_for(lambda: any(_raised()[r] > before[r] for r in ("limit", "gateway_offline")), 30,
+                       what="findings raised while the database is down")
         assert service.collector.committed_messages == 0
         await asyncio.to_thread(cluster.start)
 
@@ -220,6 +226,16 @@ async def test_findings_raised_while_the_database_is_down_reach_the_alerts(broke
         assert {"limit", "gateway_offline"} <= rules
         await wait_for(lambda: service.collector.committed_messages >= 2, 30, what="messages committed")
         pub.close()
+
+
+def _raised() -> collections.Counter:
+    """Findings raised so far in this process, by rule (the detection stage's own counter)."""
+    out: collections.Counter = collections.Counter()
+    for metric in REGISTRY.collect():
+        for sample in metric.samples:
+            if sample.name == "yujing_findings_total" and sample.labels.get("event") == "raise":
+                out[sample.labels["rule"]] += sample.value
+    return out
 
 
 async def _has(fetch, wanted: set[str]):
