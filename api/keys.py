@@ -2,12 +2,15 @@
 
 A key is ``yj_`` + 43 URL-safe characters (256 random bits); its first 11 characters are its
 ``prefix``, kept in clear to name it in logs and audits. Lookups are cached for a few seconds,
-so a revoked key stops working within :data:`CACHE_S`.
+so a revoked key stops working within :data:`CACHE_S`; a lookup that reads the database also
+stamps the key's ``last_used_at``. :func:`list_keys` and :func:`revoke_key` are what
+``yujing keys list`` and ``yujing keys revoke`` run: they never see or show a secret.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import secrets
 import time
@@ -61,9 +64,31 @@ async def create_key(conn: asyncpg.Connection, scope: Scope, name: str | None = 
 
 
 async def revoke_key(conn: asyncpg.Connection, key_id: int) -> bool:
+    """Revoke a live key; False when there is no such key or it was revoked already."""
     return await conn.fetchval(
         "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING true", key_id
     ) is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What may be shown of a key: never its secret nor its hash (the prefix only names it)."""
+
+    id: int
+    prefix: str
+    name: str
+    scope: Scope
+    created_at: datetime.datetime
+    last_used_at: datetime.datetime | None
+    revoked_at: datetime.datetime | None
+
+
+async def list_keys(conn: asyncpg.Connection, *, include_revoked: bool = True) -> list[KeyInfo]:
+    rows = await conn.fetch(
+        """SELECT id, prefix, name, scope_kind, scope_id, created_at, last_used_at, revoked_at FROM api_keys
+           WHERE $1 OR revoked_at IS NULL ORDER BY id""", include_revoked)
+    return [KeyInfo(r["id"], r["prefix"], r["name"], Scope(r["scope_kind"], r["scope_id"]), r["created_at"],
+                    r["last_used_at"], r["revoked_at"]) for r in rows]
 
 
 class KeyStore:
@@ -84,8 +109,8 @@ class KeyStore:
             return hit[1]
         async with self._pool.acquire(timeout=10) as conn:
             row = await conn.fetchrow(
-                """SELECT id, prefix, name, scope_kind, scope_id, rate_per_s, burst FROM api_keys
-                   WHERE key_sha256 = $1 AND revoked_at IS NULL""", digest, timeout=10,
+                """UPDATE api_keys SET last_used_at = now() WHERE key_sha256 = $1 AND revoked_at IS NULL
+                   RETURNING id, prefix, name, scope_kind, scope_id, rate_per_s, burst""", digest, timeout=10,
             )
         key = None if row is None else ApiKey(
             row["id"], row["prefix"], row["name"], Scope(row["scope_kind"], row["scope_id"]),
