@@ -24,7 +24,7 @@ from alerts.silences import SilenceError, SilenceNotFound
 from api.context import ApiContext
 from api.keys import KeyStore
 from api.ratelimit import RateLimiter
-from api.routes import alerting, dashboard, gateway_credentials, live, ops, registry, riskmap, telemetry
+from api.routes import alerting, dashboard, docs, gateway_credentials, live, ops, registry, riskmap, telemetry
 from api.routes.registry import OutOfScope
 from store.registry_file import RegistryFileError
 
@@ -72,15 +72,17 @@ class _Metrics:
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
+    # The OpenAPI document and the docs page are routes of api/routes/docs.py (local Swagger UI
+    # assets, keyless only as the `keyless_ops` setting allows), not FastAPI's built-in ones.
     app = FastAPI(title="yujing 预警 API", version="1", description=DESCRIPTION,
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None)
     if ctx.alerts_policy is None:
         ctx = dataclasses.replace(ctx, alerts_policy=load_policy())
     app.state.ctx = ctx
     app.state.keys = KeyStore(ctx.pool)
     app.state.limiter = RateLimiter()
     for r in (ops.router, registry.router, gateway_credentials.router, telemetry.router, alerting.router,
-              riskmap.router, live.router, dashboard.router):
+              riskmap.router, live.router, dashboard.router, docs.router):
         app.include_router(r)
     app.add_middleware(_Metrics)
 

@@ -54,14 +54,17 @@ class ApiSettings:
     statement_timeout_s: float = 30.0
     # where `npm install` put echarts (deploy/setup/npm.sh installs into the repository root)
     node_modules: Path = REPO_ROOT / "node_modules"
+    # who reads /metrics and the API docs without a key: loopback | everyone | nobody (api/keyless.py)
+    keyless_ops: str = "loopback"
 
     @classmethod
     def from_settings(cls, settings: Any) -> ApiSettings:
         """From the service's settings (``yujing.settings.Settings``); defaults where it has none."""
         api = getattr(settings, "api", None)
-        if api is None:
-            return cls()
-        return cls(**{f.name: getattr(api, f.name) for f in dataclasses.fields(cls) if hasattr(api, f.name)})
+        given = {} if api is None else {f.name: getattr(api, f.name) for f in dataclasses.fields(cls) if hasattr(api, f.name)}
+        if hasattr(settings, "http_keyless_ops"):
+            given.setdefault("keyless_ops", settings.http_keyless_ops)
+        return cls(**given)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

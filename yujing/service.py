@@ -138,7 +138,9 @@ class Service:
             collector = Collector(ingest, bridge, decoder, ReadingWriter(write_pool, timeout_s=60), on_chunk=self._on_chunk)
             self.collector = collector
             if s.metrics_port:
-                prometheus_client.start_http_server(s.metrics_port, addr=s.http_host)
+                # no key check on this listener: loopback only unless keys are waived for everyone
+                addr = s.http_host if s.http_keyless_ops == "everyone" else "127.0.0.1"
+                prometheus_client.start_http_server(s.metrics_port, addr=addr)
             self.api_server = self._api_server(pool, watcher)
             bridge.start()
             try:

@@ -144,6 +144,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0  # >0: Prometheus /metrics on http_host:port
+    http_keyless_ops: Literal["loopback", "everyone", "nobody"] = "loopback"  # /metrics, docs without a key (api/keyless.py)
     detectors_config: Path | None = None  # YAML with a `detectors:` section (detectors/config.py)
     detectors_rebuild_s: Annotated[float, Field(ge=0)] = 900.0  # recent data replayed at start
     detectors_tick_s: PositiveFloat = 1.0  # no-data and gateway-silence checks

@@ -4,8 +4,10 @@ import asyncio
 from typing import Any
 
 import prometheus_client
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+
+from api.keyless import metrics_access
 
 router = APIRouter(tags=["operations"])
 
@@ -37,6 +39,9 @@ async def readyz(request: Request) -> Any:
     return JSONResponse({"ready": ready, **facts}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics (the process's default registry)")
+@router.get("/metrics", summary="Prometheus metrics (the process's default registry)",
+            dependencies=[Depends(metrics_access)],
+            description="Without a key from loopback clients by default; elsewhere a province key "
+                        "(setting `http_keyless_ops`: loopback, everyone or nobody).")
 async def metrics() -> Response:
     return Response(prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST)

@@ -109,3 +109,29 @@ pg_ctl_cluster() {  # pg_ctl_cluster [OPTIONS] start|stop|restart
     # 9>&-: the server must not inherit (and hold) the setup lock
     $SUDO pg_ctlcluster --skip-systemctl-redirect "${opts[@]}" "$PG_MAJOR" "$PG_NAME" "$action" 9>&-
 }
+
+# ---- the `yujing` command on PATH ---------------------------------------------------------
+# A two-line wrapper in $YUJING_BIN_DIR (default /usr/local/bin) that execs the venv's console
+# script, so `yujing` works after `make setup` without activating the venv. Written only when its
+# content differs (a second run changes nothing); a `yujing` there that this setup did not write
+# is left alone with a warning. Several checkouts on one machine: the last one set up wins.
+WRAPPER_MARK="# yujing wrapper, written by deploy/setup (python step)"
+install_cli_wrapper() {  # install_cli_wrapper VENV_DIR
+    local venv="$1" dir="${YUJING_BIN_DIR:-/usr/local/bin}" target want
+    target="$dir/yujing"
+    [[ -x "$venv/bin/yujing" ]] || die "$venv/bin/yujing is missing: the project is not installed in the venv"
+    want="$(printf '#!/bin/sh\n%s of %s\nexec "%s" "$@"\n' "$WRAPPER_MARK" "$REPO_ROOT" "$venv/bin/yujing")"
+    if [[ -e "$target" || -L "$target" ]] && ! grep -qF "$WRAPPER_MARK" "$target" 2>/dev/null; then
+        warn "$target exists and was not written by this setup: left alone (use $venv/bin/yujing)"
+        return 0
+    fi
+    if [[ "$(cat "$target" 2>/dev/null || true)" == "$want" ]]; then
+        say "ok: $target runs $venv/bin/yujing"
+        return 0
+    fi
+    $SUDO mkdir -p "$dir"
+    printf '%s\n' "$want" | $SUDO tee "$target.tmp.$$" >/dev/null
+    $SUDO chmod 0755 "$target.tmp.$$"
+    $SUDO mv -f "$target.tmp.$$" "$target"
+    say "installed $target -> $venv/bin/yujing"
+}

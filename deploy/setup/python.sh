@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Step 5: .venv with the project installed editable with its dev extras.
+# Step 5: .venv with the project installed editable with its dev extras, and a `yujing` wrapper on
+# PATH (/usr/local/bin/yujing, or $YUJING_BIN_DIR) that runs the venv's (lib.sh, install_cli_wrapper).
 # Reinstalls only when pyproject.toml (or the interpreter, or the set of top-level packages)
 # changed since the last install:
 # the hash is kept in .venv/.yujing-installed.
@@ -51,3 +52,4 @@ if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]]; then
     echo "$want" > "$STAMP"
 fi
 say "ok: .venv $("$VENV/bin/python" --version 2>&1), yujing installed editable"
+install_cli_wrapper "$VENV"

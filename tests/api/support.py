@@ -74,8 +74,9 @@ async def seed(db_url: str) -> dict:
 
 class ApiServer:
     def __init__(self, db_url: str, settings: ApiSettings = ApiSettings(), clock: Callable[[], float] = time.time,
-                 ready: Callable[[], dict] | None = None) -> None:
+                 ready: Callable[[], dict] | None = None, host: str = "127.0.0.1") -> None:
         self.db_url = db_url
+        self.host = host  # where it listens; self.url is always its loopback address
         self.settings = settings
         self.clock = clock
         self.port = free_port()
@@ -114,7 +115,7 @@ class ApiServer:
         self.ctx = ApiContext(pool=self.pool, registry=lambda: self.snapshot, reading_hub=self.hub,
                               ready=self.ready_facts, settings=self.settings, alert_feed=self.feed, clock=self.clock)
         self.app = create_app(self.ctx)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", lifespan="off",
                                 ws_ping_interval=None, **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         serving = asyncio.ensure_future(self.server.serve())
