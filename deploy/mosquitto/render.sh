@@ -3,9 +3,10 @@
 #   deploy/mosquitto/render.sh PORT DATADIR [BIND_ADDRESS] > mosquitto.conf
 #   mosquitto -c mosquitto.conf            (add -d to run it in the background)
 # DATADIR is made absolute and created; the broker keeps its pid file, persistence file and log
-# there. BIND_ADDRESS defaults to 127.0.0.1. MOSQUITTO_USER (default: the user running this) is
-# the user a broker started as root switches to.
-# The gateways' authenticated listener: MOSQUITTO_GATEWAY_PORT (default PORT+1) on
+# there. MOSQUITTO_USER (default: the user running this) is the user a broker started as root
+# switches to. The anonymous listener on PORT binds 127.0.0.1 whatever BIND_ADDRESS says: only
+# yujing and local tools reach it. BIND_ADDRESS (default 127.0.0.1) is where the gateways'
+# authenticated listener listens: MOSQUITTO_GATEWAY_PORT (default PORT+1) on
 # MOSQUITTO_GATEWAY_BIND (default BIND_ADDRESS), with MOSQUITTO_GATEWAY_PASSWORD_FILE and
 # MOSQUITTO_GATEWAY_ACL_FILE (default DATADIR/gateways.passwd and DATADIR/gateways.acl; created
 # empty if missing, so no gateway can log in until `yujing gateways broker-files` writes them).
@@ -17,10 +18,10 @@ fi
 port="$1"
 mkdir -p "$2"
 datadir="$(cd "$2" && pwd)"
-bind="${3:-127.0.0.1}"
+bind=127.0.0.1  # the anonymous listener: loopback, always
 user="${MOSQUITTO_USER:-$(id -un)}"
 gateway_port="${MOSQUITTO_GATEWAY_PORT:-$((port + 1))}"
-gateway_bind="${MOSQUITTO_GATEWAY_BIND:-$bind}"
+gateway_bind="${MOSQUITTO_GATEWAY_BIND:-${3:-127.0.0.1}}"
 password_file="${MOSQUITTO_GATEWAY_PASSWORD_FILE:-$datadir/gateways.passwd}"
 acl_file="${MOSQUITTO_GATEWAY_ACL_FILE:-$datadir/gateways.acl}"
 if [[ ! "$gateway_port" =~ ^[0-9]+$ || "$gateway_port" == "$port" ]]; then
