@@ -14,10 +14,10 @@ Alert latency is the time from the probe's publish to the orange alert on
 
 While it runs, a sampler thread scrapes the service's Prometheus ``/metrics`` (committed
 readings, end-to-end lag histogram, dead letters by reason) and reads the service process's CPU
-and memory with psutil. Each step's figures come from the samples at its edges (its first second
-is skipped as a transition). The knee is the first step where committed < 95 % of offered or
-the lag keeps growing (median lag over the step's second half above both 1 s and 1.5× the
-first half's).
+and memory with psutil; :mod:`simulators.loadreport` turns the samples into each step's figures
+and the knee. A run that could only report blanks or falsehoods stops instead: metrics that
+cannot be read at the start, or a service that after the first seconds dead-letters the load as
+unknown (registry not imported) or records none of it (:func:`check_service`).
 
 The registry the deployment needs (load fleet + probe) is :func:`load_registry_document`; an
 operator writes it and imports it before the run (``yujing loadtest --registry-only``).
@@ -25,10 +25,8 @@ operator writes it and imports it before the run (``yujing loadtest --registry-o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import re
 import threading
 import time
 import urllib.request
@@ -37,15 +35,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
 import yaml
 
 from domain.codec import encode_batch
-from domain.errors import RetryLater
+from domain.errors import FixConfiguration, RetryLater
 from domain.topics import alerts_topic, up_topic
 from simulators.fleet import Fleet, FleetConfig, build_fleet
 from simulators.gateway import Emitter
+from simulators.loadreport import (  # noqa: F401  (re-exported: the report's names are part of this module's surface)
+    COMMITTED,
+    DEAD_LETTERS,
+    E2E_LAG,
+    UNKNOWN_REASONS,
+    LoadPlan,
+    LoadReport,
+    Sample,
+    StepResult,
+    build_report,
+    dead_letters_by_reason,
+    format_report,
+    histogram_percentiles,
+    parse_metrics,
+    write_outputs,
+)
 from simulators.publisher import Publisher, PublisherOptions, parse_mqtt_url
 from simulators.registry import registry_document
 
@@ -55,26 +68,7 @@ LOAD_ENTERPRISE = "LOAD"
 PROBE_ENTERPRISE, PROBE_GATEWAY = "LOADPROBE", "PROBE"
 PROBE_SENSORS = 300  # rotated; each is reused after PROBE_SENSORS × probe_interval_s (≥ 10 min at 2 s)
 PROBE_HIGH, PROBE_LOW = 1.8, 0.2  # %VOL: above the T1 power-cut setpoint (1.5), then normal
-KNEE_COMMITTED_SHARE = 0.95
-LAG_GROWTH_FACTOR, LAG_GROWTH_MIN_S = 1.5, 1.0
-E2E_LAG = "yujing_ingest_end_to_end_lag_seconds"
-COMMITTED = "yujing_ingest_readings_committed_total"
-DEAD_LETTERS = "yujing_ingest_dead_letters_total"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LoadPlan:
-    gateways: int = 1000
-    readings_per_message: int = 50
-    rate: float = 50_000.0  # top offered readings/s
-    steps: int = 5
-    dwell_s: float = 60.0
-    probe_interval_s: float = 2.0
-    connections: int = 4
-    seed: int = 1
-
-    def step_rates(self) -> list[float]:
-        return [self.rate * (k + 1) / self.steps for k in range(self.steps)]
+SERVICE_CHECK_S = 5.0  # after this long, check that the service stores the load (check_service)
 
 
 def load_fleet(gateways: int, readings_per_message: int, seed: int = 1) -> Fleet:
@@ -114,58 +108,6 @@ def write_load_registry(fleet: Fleet, path: Path) -> None:
                           encoding="utf-8")
 
 
-# ---- Prometheus text ------------------------------------------------------------------------------
-def parse_metrics(text: str) -> dict[str, float]:
-    """``name{labels}`` → value for every sample line of a Prometheus text exposition."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.rpartition(" ")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            continue
-    return out
-
-
-def histogram_percentiles(before: dict[str, float], after: dict[str, float], name: str,
-                          qs: tuple[float, ...] = (0.5, 0.9, 0.99)) -> dict[str, float | None]:
-    """Percentiles of the observations between two scrapes (linear within a bucket)."""
-    pat = re.compile(rf'^{name}_bucket{{(?:.*,)?le="([^"]+)"}}$')
-    buckets = sorted((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), after[k] - before.get(k, 0.0))
-                     for k in after if (m := pat.match(k)))
-    total = buckets[-1][1] if buckets else 0.0
-    out: dict[str, float | None] = {}
-    for q in qs:
-        key = f"p{round(q * 100)}"
-        if total <= 0:
-            out[key] = None
-            continue
-        target, prev_le, prev_c = q * total, 0.0, 0.0
-        for le, c in buckets:
-            if c >= target:
-                out[key] = prev_le if le == float("inf") else prev_le + (0.0 if c == prev_c else (target - prev_c) / (c - prev_c)) * (le - prev_le)
-                break
-            prev_le, prev_c = le, c
-    return out
-
-
-def dead_letters_by_reason(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    pat = re.compile(rf'^{DEAD_LETTERS}{{reason="([^"]*)"}}$')
-    return {m.group(1): after[k] - before.get(k, 0.0) for k in after if (m := pat.match(k)) and after[k] - before.get(k, 0.0) > 0}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Sample:
-    t: float  # wall clock
-    metrics: dict[str, float]
-    cpu_percent: float | None  # of one core, since the previous sample
-    rss_bytes: int | None
-    published_readings: int
-    acked_messages: int
-
-
 class Sampler:
     """A thread sampling the service's metrics and process once per ``interval_s``."""
 
@@ -175,6 +117,8 @@ class Sampler:
         self.counters = counters
         self.interval_s = interval_s
         self.samples: list[Sample] = []
+        self.failures = 0  # scrapes that failed
+        self.checked: Sample | None = None  # the sample check_service judged
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._proc = None
@@ -194,7 +138,8 @@ class Sampler:
         try:
             with urllib.request.urlopen(self.metrics_url, timeout=2.0) as r:
                 return parse_metrics(r.read().decode())
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            self.failures += 1
             log.warning("metrics scrape of %s failed: %s", self.metrics_url, exc)
             return {}
 
@@ -227,9 +172,6 @@ class Sampler:
         self._thread.join(10)
         self.sample()
 
-    def between(self, t0: float, t1: float) -> list[Sample]:
-        with self._lock:
-            return [s for s in self.samples if t0 <= s.t <= t1]
 
 
 # ---- the alert probe --------------------------------------------------------------------------------
@@ -303,223 +245,112 @@ class Probe:
             self.client.publish(self.topic, encode_batch(self._ts_ms(), [self.codes[(self._k - 1) % len(self.codes)]],
                                                          [PROBE_LOW]), qos=1)
 
-    def between(self, t0: float, t1: float) -> list[float]:
-        with self._lock:
-            return [lat for t, lat in self.latencies if t0 <= t < t1]
-
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
-def _pct(xs: list[float], q: float) -> float | None:
-    return float(np.percentile(np.asarray(xs), q)) if xs else None
-
-
 # ---- the run ------------------------------------------------------------------------------------------
-@dataclasses.dataclass(slots=True)
-class StepResult:
-    step: int
-    target_readings_s: float
-    offered_readings_s: float  # what the publisher sent
-    committed_readings_s: float | None
-    committed_share: float | None
-    lag_s: dict[str, float | None]
-    lag_first_half_p50_s: float | None
-    lag_second_half_p50_s: float | None
-    lag_growing: bool
-    alert_latency_s: dict[str, float | None]
-    alert_probes: int
-    cpu_percent_mean: float | None
-    rss_mb_max: float | None
-    t0: float
-    t1: float
+class FleetUnknown(FixConfiguration):
+    """The service refuses the load fleet's readings as unknown: its registry was not imported."""
 
 
-@dataclasses.dataclass(slots=True)
-class LoadReport:
-    plan: LoadPlan
-    fleet: str
-    sensors: int
-    steps: list[StepResult]
-    knee_step: int | None
-    knee_readings_s: float | None
-    knee_reason: str | None
-    dead_letters: dict[str, float]
-    alert_latency_s: dict[str, float | None]
-    alert_probes_injected: int
-    alert_probes_answered: int
-    publisher: dict[str, Any]
-    metrics_url: str | None
-    service_pid: int | None
+def check_service(first: Sample, last: Sample, metrics_url: str) -> None:
+    """After the run's first seconds: did the service see the load at all, and did it know it?
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    Raises :class:`FleetUnknown` when it dead-lettered the readings as unknown gateway or sensor,
+    :class:`RetryLater` when its metrics cannot be read or show nothing of what was published."""
+    published = last.published_readings - first.published_readings
+    if not last.metrics:
+        raise RetryLater(f"cannot read the service's metrics at {metrics_url} any more; check that the service "
+                         "still runs and rerun")
+    committed = last.metrics.get(COMMITTED, 0.0) - first.metrics.get(COMMITTED, 0.0)
+    dead = dead_letters_by_reason(first.metrics, last.metrics)
+    unknown = {r: n for r, n in dead.items() if r in UNKNOWN_REASONS}
+    if unknown and committed < 0.5 * published:
+        reasons = ", ".join(f"{n:,.0f} {r}" for r, n in sorted(unknown.items()))
+        raise FleetUnknown(f"the service refused the load as unknown (dead letters: {reasons}; {committed:,.0f} of "
+                           f"{published:,} readings stored): it does not know the load fleet, so import the "
+                           "registry loadtest wrote (yujing registry import DIR/registry.yaml) and rerun")
+    if published and committed <= 0 and not dead:
+        raise RetryLater(f"the service behind {metrics_url} recorded none of the {published:,} readings published in "
+                         f"the first {last.t - first.t:.0f} s (nothing stored, no dead letters): check that it runs "
+                         "and reads the broker given by --mqtt-url")
 
 
 def run_load(plan: LoadPlan, mqtt_url: str, *, metrics_url: str | None = None, service_pid: int | None = None,
              stop: threading.Event | None = None, progress: Callable[[int, float, float], None] | None = None,
              max_pending: int = 20_000) -> LoadReport:
-    """Run the ramp and return its report. Blocking; ``progress`` gets (step, seconds done, seconds planned)."""
+    """Run the ramp and return its report. Blocking; ``progress`` gets (step, seconds done, seconds planned).
+
+    With a ``metrics_url`` the service must answer it before anything is published, and
+    :func:`check_service` runs after :data:`SERVICE_CHECK_S` (or at the end of a shorter run):
+    a run whose figures would all be missing or wrong stops with an error instead of a report."""
     stop = stop or threading.Event()
     fleet = load_fleet(plan.gateways, plan.readings_per_message, plan.seed)
-    base_rate = fleet.offered_rate()
     pub = Publisher(fleet, PublisherOptions(mqtt_url=mqtt_url, connections=plan.connections, max_pending=max_pending,
                                             client_id_prefix=f"yj-load-{uuid.uuid4().hex[:6]}"))
     pub.connect()
-    probe = Probe(mqtt_url, plan.probe_interval_s)
-    sampler = Sampler(metrics_url, service_pid, lambda: (pub.stats.readings, pub.stats.acked)).start()
+    probe = sampler = None
+    try:
+        probe = Probe(mqtt_url, plan.probe_interval_s)
+        sampler = Sampler(metrics_url, service_pid, lambda: (pub.stats.readings, pub.stats.acked)).start()
+        if metrics_url and not sampler.samples[0].metrics:
+            raise RetryLater(f"cannot read the service's metrics at {metrics_url}: start the service (yujing run) "
+                             "or give its /metrics address with --metrics-url")
+        edges = _ramp(plan, fleet, pub, probe, sampler, stop, progress, max_pending)
+        probe.quiet()
+        pub.drain(10.0)
+        time.sleep(2.0)  # the last probes' alerts
+        if metrics_url and sampler.checked is None:
+            check_service(sampler.samples[0], sampler.sample(), metrics_url)
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        if probe is not None:
+            probe.close()
+        pub.close(10.0)
+    return build_report(plan, fleet.config.name, fleet.n_sensors, edges, sampler.samples, list(probe.latencies),
+                        probe.injected, {"messages": pub.stats.published, "acked": pub.stats.acked,
+                                         "readings": pub.stats.readings, "disconnects": pub.stats.disconnects},
+                        metrics_url, service_pid, sampler.failures)
+
+
+def _ramp(plan: LoadPlan, fleet: Fleet, pub: Publisher, probe: Probe, sampler: Sampler, stop: threading.Event,
+          progress: Callable[[int, float, float], None] | None, max_pending: int) -> list[tuple[float, float, float]]:
+    """Publish the steps; returns (target rate, t0, t1) of each step run."""
+    base_rate = fleet.offered_rate()
     emitter = Emitter(fleet, time.time(), plan.seed)
     base_interval = emitter.interval_s.copy()
     total_s = plan.steps * plan.dwell_s
     edges: list[tuple[float, float, float]] = []
     run0 = time.time()
     next_probe = run0 + 1.0
-    try:
-        for k, rate in enumerate(plan.step_rates()):
-            if stop.is_set():
+    for k, rate in enumerate(plan.step_rates()):
+        if stop.is_set():
+            break
+        emitter.interval_s[:] = base_interval * (base_rate / rate)
+        t0 = time.time()
+        t1 = t0 + plan.dwell_s
+        sim_done = t0
+        while not stop.is_set():
+            now = time.time()
+            if now >= t1:
                 break
-            emitter.interval_s[:] = base_interval * (base_rate / rate)
-            t0 = time.time()
-            t1 = t0 + plan.dwell_s
-            sim_done = t0
-            while not stop.is_set():
-                now = time.time()
-                if now >= t1:
-                    break
-                if now >= next_probe:
-                    probe.inject()
-                    next_probe += plan.probe_interval_s
-                if progress:
-                    progress(k, now - run0, total_s)
-                if pub.pending > max_pending:
-                    pub.poll(0.01)
-                    continue
-                target = min(now, sim_done + 1.0)
-                pub.handle(emitter.step(target))
-                sim_done = target
-                pub.poll(max(0.0, min(0.02, emitter.next_event_s() - time.time(), next_probe - time.time())))
-            edges.append((rate, t0, min(time.time(), t1)))
-        probe.quiet()
-        pub.drain(10.0)
-        time.sleep(2.0)  # the last probes' alerts
-    finally:
-        sampler.stop()
-        probe.close()
-        pub.close(10.0)
-    steps = [_step_result(i, rate, t0, t1, sampler, probe) for i, (rate, t0, t1) in enumerate(edges)]
-    knee = next((s for s in steps if _knee_reason(s)), None)
-    first, last = sampler.samples[0], sampler.samples[-1]
-    all_lat = [lat for _, lat in probe.latencies]
-    return LoadReport(
-        plan=plan, fleet=fleet.config.name, sensors=fleet.n_sensors, steps=steps,
-        knee_step=None if knee is None else knee.step, knee_readings_s=None if knee is None else knee.target_readings_s,
-        knee_reason=None if knee is None else _knee_reason(knee),
-        dead_letters=dead_letters_by_reason(first.metrics, last.metrics),
-        alert_latency_s={"p50": _pct(all_lat, 50), "p90": _pct(all_lat, 90), "p99": _pct(all_lat, 99),
-                         "max": max(all_lat) if all_lat else None},
-        alert_probes_injected=probe.injected, alert_probes_answered=len(all_lat),
-        publisher={"messages": pub.stats.published, "acked": pub.stats.acked, "readings": pub.stats.readings,
-                   "disconnects": pub.stats.disconnects},
-        metrics_url=metrics_url, service_pid=service_pid,
-    )
-
-
-def _nearest(samples: list[Sample], t: float) -> Sample | None:
-    return min(samples, key=lambda s: abs(s.t - t)) if samples else None
-
-
-def _step_result(i: int, rate: float, t0: float, t1: float, sampler: Sampler, probe: Probe) -> StepResult:
-    inside = sampler.between(t0 + 1.0, t1 + 0.5) or sampler.between(t0, t1 + 1.0)
-    a, b = (inside[0], inside[-1]) if len(inside) >= 2 else (None, None)
-    offered = committed = share = None
-    lag: dict[str, float | None] = {"p50": None, "p90": None, "p99": None}
-    h1 = h2 = None
-    growing = False
-    if a is not None and b.t > a.t:
-        dt = b.t - a.t
-        offered = (b.published_readings - a.published_readings) / dt
-        if a.metrics and b.metrics:
-            committed = (b.metrics.get(COMMITTED, 0.0) - a.metrics.get(COMMITTED, 0.0)) / dt
-            share = committed / offered if offered else None
-            lag = histogram_percentiles(a.metrics, b.metrics, E2E_LAG)
-            mid = _nearest(inside, (a.t + b.t) / 2)
-            if mid is not None and a.t < mid.t < b.t:
-                h1 = histogram_percentiles(a.metrics, mid.metrics, E2E_LAG, (0.5,))["p50"]
-                h2 = histogram_percentiles(mid.metrics, b.metrics, E2E_LAG, (0.5,))["p50"]
-                growing = h1 is not None and h2 is not None and h2 > max(LAG_GROWTH_FACTOR * h1, LAG_GROWTH_MIN_S)
-    lats = probe.between(t0, t1)
-    cpus = [s.cpu_percent for s in inside if s.cpu_percent is not None]
-    rss = [s.rss_bytes for s in inside if s.rss_bytes is not None]
-    return StepResult(
-        step=i, target_readings_s=rate, offered_readings_s=offered or 0.0, committed_readings_s=committed,
-        committed_share=share, lag_s=lag, lag_first_half_p50_s=h1, lag_second_half_p50_s=h2, lag_growing=growing,
-        alert_latency_s={"p50": _pct(lats, 50), "p99": _pct(lats, 99), "max": max(lats) if lats else None},
-        alert_probes=len(lats), cpu_percent_mean=float(np.mean(cpus)) if cpus else None,
-        rss_mb_max=max(rss) / 2**20 if rss else None, t0=t0, t1=t1)
-
-
-def _knee_reason(s: StepResult) -> str | None:
-    if s.committed_share is not None and s.committed_share < KNEE_COMMITTED_SHARE:
-        return f"committed {s.committed_share:.0%} of offered"
-    if s.lag_growing:
-        return f"lag growing ({s.lag_first_half_p50_s:.2f} s → {s.lag_second_half_p50_s:.2f} s median)"
-    return None
-
-
-# ---- outputs ------------------------------------------------------------------------------------------
-def write_outputs(report: LoadReport, out_dir: Path) -> tuple[Path, Path]:
-    """``loadtest.json`` and ``loadtest.png`` (offered/committed per step; lag and alert latency)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    js = out_dir / "loadtest.json"
-    js.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
-    x = [s.step + 1 for s in report.steps]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    ax1.plot(x, [s.target_readings_s for s in report.steps], "k--", label="target")
-    ax1.plot(x, [s.offered_readings_s for s in report.steps], "o-", label="offered")
-    ax1.plot(x, [s.committed_readings_s or 0 for s in report.steps], "s-", label="committed")
-    if report.knee_step is not None:
-        ax1.axvline(report.knee_step + 1, color="r", alpha=0.5, label=f"knee ({report.knee_reason})")
-    ax1.set_ylabel("readings/s")
-    ax1.legend()
-    ax1.set_title(f"yujing loadtest: {report.plan.gateways} gateways x {report.plan.readings_per_message} readings/message")
-    for key, style in (("p50", "o-"), ("p99", "s-")):
-        ax2.plot(x, [s.lag_s.get(key) or np.nan for s in report.steps], style, label=f"ingest lag {key}")
-        ax2.plot(x, [s.alert_latency_s.get(key) or np.nan for s in report.steps], style.replace("-", ":"),
-                 label=f"alert latency {key}")
-    ax2.set_yscale("log")
-    ax2.set_ylabel("seconds")
-    ax2.set_xlabel("step")
-    ax2.legend()
-    fig.tight_layout()
-    png = out_dir / "loadtest.png"
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return js, png
-
-
-def format_report(report: LoadReport) -> str:
-    def f(v, spec="{:.3f}"):
-        return "—" if v is None else spec.format(v)
-
-    lines = [f"loadtest {report.fleet}: {report.sensors} sensors, {report.plan.steps} steps x {report.plan.dwell_s:g} s",
-             f"{'step':>4} {'target/s':>10} {'offered/s':>10} {'committed/s':>12} {'share':>6} {'lag p50':>8} "
-             f"{'lag p99':>8} {'alert p50':>9} {'alert p99':>9} {'cpu %':>6} {'rss MB':>7}"]
-    for s in report.steps:
-        lines.append(f"{s.step + 1:>4} {s.target_readings_s:>10,.0f} {s.offered_readings_s:>10,.0f} "
-                     f"{f(s.committed_readings_s, '{:,.0f}'):>12} {f(s.committed_share, '{:.0%}'):>6} "
-                     f"{f(s.lag_s.get('p50')):>8} {f(s.lag_s.get('p99')):>8} {f(s.alert_latency_s.get('p50')):>9} "
-                     f"{f(s.alert_latency_s.get('p99')):>9} {f(s.cpu_percent_mean, '{:.0f}'):>6} {f(s.rss_mb_max, '{:.0f}'):>7}"
-                     + ("  lag growing" if s.lag_growing else ""))
-    lat = report.alert_latency_s
-    lines.append(f"alert latency publish → MQTT alert: p50 {f(lat['p50'])} s, p99 {f(lat['p99'])} s "
-                 f"({report.alert_probes_answered}/{report.alert_probes_injected} probes answered)")
-    lines.append("dead letters: " + (", ".join(f"{k} {v:,.0f}" for k, v in sorted(report.dead_letters.items())) or "none"))
-    lines.append("knee: " + ("not reached" if report.knee_step is None else
-                             f"step {report.knee_step + 1} at {report.knee_readings_s:,.0f} readings/s ({report.knee_reason})"))
-    return "\n".join(lines)
+            if sampler.metrics_url and sampler.checked is None and now - run0 >= SERVICE_CHECK_S:
+                sampler.checked = sampler.sample()
+                check_service(sampler.samples[0], sampler.checked, sampler.metrics_url)
+            if now >= next_probe:
+                probe.inject()
+                next_probe += plan.probe_interval_s
+            if progress:
+                progress(k, now - run0, total_s)
+            if pub.pending > max_pending:
+                pub.poll(0.01)
+                continue
+            target = min(now, sim_done + 1.0)
+            pub.handle(emitter.step(target))
+            sim_done = target
+            pub.poll(max(0.0, min(0.02, emitter.next_event_s() - time.time(), next_probe - time.time())))
+        edges.append((rate, t0, min(time.time(), t1)))
+    return edges

@@ -6,18 +6,22 @@ Two steps, because the deployment must know the load fleet's sensors before it c
     yujing loadtest --gateways 1000 --readings-per-message 50 --registry-only --out var/loadtest
     yujing registry import var/loadtest/registry.yaml
 
-    # 2. run the ramp against the running service (YUJING_METRICS_PORT=9464 yujing run)
+    # 2. run the ramp against the running service (its API's /metrics by default; it answers
+    #    loopback clients without a key)
     yujing loadtest --gateways 1000 --readings-per-message 50 --rate 150000 --steps 5 --dwell 60 \\
-        --metrics-url http://127.0.0.1:9464/metrics --service-pid $(pgrep -f 'yujing run') --out var/loadtest
+        --service-pid $(pgrep -f 'yujing run') --out var/loadtest
 
 The fleet is fixed by --gateways, --readings-per-message and --seed, so both steps agree; pass
 --registry FILE to reuse a registry written earlier (it is checked to contain the fleet). The
-report is printed and written to DIR/loadtest.json and DIR/loadtest.png.
+report is printed and written to DIR/loadtest.json and DIR/loadtest.png. The run stops with one
+line and exit status 2 when the service does not know the fleet (registry not imported) and 3
+when its metrics cannot be read or show none of the load (simulators.load.check_service).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -38,7 +42,8 @@ def loadtest(
     steps: Annotated[int, typer.Option("--steps", min=1, help="equal steps up to --rate")] = 5,
     dwell: Annotated[float | None, typer.Option("--dwell", min=2.0, help="seconds per step (overrides --duration)")] = None,
     mqtt_url: Annotated[str, typer.Option("--mqtt-url", envvar="YUJING_MQTT_URL")] = DEFAULT_MQTT_URL,
-    metrics_url: Annotated[str | None, typer.Option("--metrics-url", help="the service's Prometheus /metrics URL")] = None,
+    metrics_url: Annotated[str | None, typer.Option("--metrics-url", help="the service's Prometheus /metrics URL "
+                                                    "(default: the API's, http://127.0.0.1:$YUJING_HTTP_PORT/metrics)")] = None,
     service_pid: Annotated[int | None, typer.Option("--service-pid", help="pid of the service, for CPU and memory")] = None,
     out: Annotated[Path, typer.Option("--out", help="directory for registry.yaml, loadtest.json, loadtest.png")] = Path("var/loadtest"),
     registry: Annotated[Path | None, typer.Option("--registry", help="an existing registry file to use instead of writing one")] = None,
@@ -50,7 +55,8 @@ def loadtest(
     """Ramp the offered load in steps; report committed rate, lag, dead letters, alert latency, CPU, memory and the knee."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from simulators.load import LoadPlan, format_report, load_fleet, run_load, write_load_registry, write_outputs
+    from simulators.load import (FleetUnknown, LoadPlan, format_report, load_fleet, run_load, write_load_registry,
+                                 write_outputs)
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     dwell_s = dwell if dwell is not None else duration / steps
@@ -77,7 +83,7 @@ def loadtest(
     typer.echo(f"loadtest: {fleet.n_sensors:,} sensors on {gateways:,} gateways, {readings_per_message} readings/message; "
                f"steps of {dwell_s:g} s at {rates} readings/s to {mqtt_url}", err=True)
     if metrics_url is None:
-        typer.echo("no --metrics-url: committed rate, lag and dead letters will be missing", err=True)
+        metrics_url = f"http://127.0.0.1:{os.environ.get('YUJING_HTTP_PORT', '8000')}/metrics"
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[step]}"),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("负载测试 loadtest", total=plan.steps * dwell_s, step="")
@@ -88,6 +94,12 @@ def loadtest(
         try:
             report = run_load(plan, mqtt_url, metrics_url=metrics_url, service_pid=service_pid, stop=stop,
                               progress=progress)
+        except FleetUnknown as exc:
+            typer.echo(f"yujing loadtest: {str(exc).replace('DIR/registry.yaml', str(registry))}", err=True)
+            raise typer.Exit(2) from None
+        except FixConfiguration as exc:
+            typer.echo(f"yujing loadtest: {exc}", err=True)
+            raise typer.Exit(2) from None
         except RetryLater as exc:
             typer.echo(f"yujing loadtest: {exc}", err=True)
             raise typer.Exit(3) from None
