@@ -244,7 +244,8 @@ def write_outputs(report: LoadReport, out_dir: Path) -> tuple[Path, Path]:
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     ax1.plot(x, [s.target_readings_s for s in report.steps], "k--", label="target")
     ax1.plot(x, [s.offered_readings_s for s in report.steps], "o-", label="offered")
-    ax1.plot(x, [s.committed_readings_s or 0 for s in report.steps], "s-", label="committed")
+    ax1.plot(x, [np.nan if s.committed_readings_s is None else s.committed_readings_s for s in report.steps], "s-",
+             label="committed")
     if report.knee_step is not None:
         ax1.axvline(report.knee_step + 1, color="r", alpha=0.5, label=f"knee ({report.knee_reason})")
     ax1.set_ylabel("readings/s")
