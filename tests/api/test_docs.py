@@ -4,11 +4,10 @@ from any address but loopback (setting ``keyless_ops``)."""
 
 from __future__ import annotations
 
-import socket
+import json
 from urllib.parse import urlsplit
 
 import httpx
-import psutil
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -17,6 +16,7 @@ from api.keyless import is_loopback
 from tests.api.conftest import auth
 from tests.api.support import ApiServer
 from tests.api.test_dashboard import ARGS, CHROMIUM
+from tests.support.netns import OutsideHost, outside_host
 
 
 def test_docs_page_renders_the_operations_with_every_request_on_loopback(server, client):
@@ -51,13 +51,17 @@ def test_docs_page_renders_the_operations_with_every_request_on_loopback(server,
     assert any(u.endswith("/swagger-ui-bundle.js") for u in requested)
 
 
-def _outside_address() -> str:
-    """An address of this host that is not loopback (a request to it comes from it)."""
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family == socket.AF_INET and not is_loopback(a.address):
-                return a.address
-    raise AssertionError("this host has no non-loopback IPv4 address to test from")
+def _get_from_outside(host: OutsideHost, port: int, requests: list[tuple[str, dict]]) -> list[tuple[int, str]]:
+    """Each (path, headers) fetched from a host in a network namespace of the test's own:
+    (status, body)."""
+    code = (
+        "import httpx, json\n"
+        f"reqs = {json.dumps(requests)}\n"
+        "with httpx.Client(timeout=30) as c:\n"
+        f"    out = [(r.status_code, r.text) for r in (c.get('http://{host.server_address}:{port}' + p, headers=h) for p, h in reqs)]\n"
+        "print(json.dumps(out))\n"
+    )
+    return [tuple(x) for x in json.loads(host.python(code))]
 
 
 @pytest.fixture
@@ -68,19 +72,22 @@ def open_server(db_url, seeded):
 
 
 def test_metrics_and_docs_need_a_key_from_outside_loopback(open_server, keys):
-    outside = f"http://{_outside_address()}:{open_server.port}"
+    paths = ("/metrics", "/api/openapi.json", "/api/docs")
     with httpx.Client(timeout=30) as c:
-        for path in ("/metrics", "/api/openapi.json", "/api/docs"):
+        for path in paths:
             assert c.get(open_server.url + path).status_code == 200, path  # loopback, no key
-            r = c.get(outside + path)
-            assert r.status_code == 401, (path, r.status_code)
             # a reverse proxy on this host says who the client is; uvicorn trusts it from loopback
             assert c.get(open_server.url + path, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 401
-        assert c.get(outside + "/api/openapi.json", headers=auth(keys["ent_a"])).status_code == 200
-        assert c.get(outside + "/metrics", headers=auth(keys["ent_a"])).status_code == 403
-        m = c.get(outside + "/metrics", headers=auth(keys["province"]))
-        assert m.status_code == 200 and "yujing_api_requests_total" in m.text
-        assert c.get(outside + "/api/docs/vendor/swagger-ui.css").status_code == 200  # public files
+    with outside_host() as host:
+        got = _get_from_outside(host, open_server.port, [
+            *((path, {}) for path in paths),
+            ("/api/openapi.json", auth(keys["ent_a"])),
+            ("/metrics", auth(keys["ent_a"])),
+            ("/metrics", auth(keys["province"])),
+            ("/api/docs/vendor/swagger-ui.css", {}),  # public files
+        ])
+    assert [status for status, _ in got] == [401, 401, 401, 200, 403, 200, 200], got
+    assert "yujing_api_requests_total" in got[5][1]
 
 
 @pytest.mark.parametrize("mode, loopback, outside", [("nobody", 401, 401), ("everyone", 200, 200)])
@@ -89,7 +96,8 @@ def test_keyless_ops_setting(db_url, seeded, mode, loopback, outside):
     try:
         with httpx.Client(timeout=30) as c:
             assert c.get(s.url + "/metrics").status_code == loopback
-            assert c.get(f"http://{_outside_address()}:{s.port}/api/openapi.json").status_code == outside
+        with outside_host() as host:
+            assert _get_from_outside(host, s.port, [("/api/openapi.json", {})])[0][0] == outside
     finally:
         s.stop()
 

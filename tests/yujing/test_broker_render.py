@@ -4,40 +4,41 @@ the network and keeps the anonymous listener on loopback (it used to bind both t
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
+import sys
 
-import paho.mqtt.client as mqtt
-import psutil
-
+from tests.support.netns import OutsideHost, outside_host
 from tests.support.services import MOSQUITTO, REPO, free_port, wait_port
 
 
-def _outside_address() -> str:
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family == socket.AF_INET and not a.address.startswith("127."):
-                return a.address
-    raise AssertionError("this host has no non-loopback IPv4 address to test from")
+_CONNECT_RC = """
+import sys, paho.mqtt.client as mqtt
+host, port = sys.argv[1], int(sys.argv[2])
+got = []
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"render-test-{port}", protocol=mqtt.MQTTv311)
+c.on_connect = lambda cl, u, f, rc, p: got.append(rc.value)
+try:
+    c.connect(host, port, keepalive=10)
+except ConnectionRefusedError:
+    print("refused"); sys.exit(0)
+for _ in range(100):
+    c.loop(0.05)
+    if got:
+        break
+c.disconnect()
+print(got[0] if got else "no connack")
+"""
 
 
-def _connect_rc(host: str, port: int) -> int | str:
-    """CONNACK reason code of an anonymous MQTT connect, or 'refused' when no listener answers."""
-    got: list[int] = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"render-test-{port}", protocol=mqtt.MQTTv311)
-    c.on_connect = lambda cl, u, f, rc, p: got.append(rc.value)
-    try:
-        c.connect(host, port, keepalive=10)
-    except ConnectionRefusedError:
-        return "refused"
-    try:
-        for _ in range(100):
-            c.loop(0.05)
-            if got:
-                return got[0]
+def _connect_rc(host: str, port: int, outside: OutsideHost | None = None) -> int | str:
+    """CONNACK reason code of an anonymous MQTT connect, or 'refused' when no listener answers;
+    from ``outside`` (a host in a network namespace of the test's own) when given."""
+    code = f"import sys; sys.argv = ['', {host!r}, '{port}']\n" + _CONNECT_RC
+    out = outside.python(code) if outside else subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    if out == "no connack":
         raise AssertionError(f"no CONNACK from {host}:{port}")
-    finally:
-        c.disconnect()
+    return out if out == "refused" else int(out)
 
 
 def test_anonymous_listener_stays_on_loopback_when_bound_to_all(tmp_path):
@@ -52,10 +53,11 @@ def test_anonymous_listener_stays_on_loopback_when_bound_to_all(tmp_path):
     try:
         wait_port(port)
         wait_port(gateway_port)
-        outside = _outside_address()
         assert _connect_rc("127.0.0.1", port) == 0  # yujing's own listener, anonymous, local
-        assert _connect_rc(outside, port) == "refused"  # not reachable from the network
-        assert _connect_rc(outside, gateway_port) not in ("refused", 0)  # reachable, anonymous refused
+        with outside_host() as outside:
+            assert _connect_rc(outside.server_address, port, outside) == "refused"  # not on the network
+            # reachable from the network, anonymous refused
+            assert _connect_rc(outside.server_address, gateway_port, outside) not in ("refused", 0)
     finally:
         proc.terminate()
         proc.wait(20)
