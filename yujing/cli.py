@@ -96,8 +96,13 @@ def migrate(config: ConfigOption = None) -> None:
             applied = await apply_migrations(conn)
             interval = chunk_interval_s(settings.ingest.expected_rate, settings.ingest.chunk_target_rows)
             await set_chunk_interval(conn, interval)
+            who, superuser = await conn.fetchrow(
+                "SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user")
         finally:
             await conn.close()
+        if superuser:
+            typer.echo(f"yujing: warning: migrated as the superuser {who}, who now owns what was created; "
+                       "migrate as yujing_owner (YUJING_DATABASE_MIGRATION_URL)", err=True)
         for m in applied:
             typer.echo(f"applied {m.version:04d}_{m.name}")
         typer.echo(f"schema up to date; readings chunk interval {interval} s")
