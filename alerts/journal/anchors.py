@@ -130,7 +130,9 @@ class Anchor:
                 response = await client.post(self.webhook, json=head.as_dict())
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            # the URL may carry a token: name the failure, never the URL
+            error = (f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError)
+                     else type(exc).__name__)
             if error != self._ship_error:  # log when the error changes, not on every tick
                 log.warning("journal anchor not shipped to the webhook; retrying next tick: %s", error)
                 self._ship_error = error

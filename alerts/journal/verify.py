@@ -89,7 +89,8 @@ async def verify(conn: asyncpg.Connection, anchor_dir: Path | None = None, *,
                 f"the head row (seq {head['seq']}) does not match the journal's last entry (seq {report.last_seq})")
     beyond = sorted(s for s in anchors if s > report.last_seq)
     for s in beyond[-1:]:
-        report.problems.append(f"tail cut off: the {sources[s]} records seq {s} but the journal ends at {report.last_seq}")
+        report.problems.append(
+            f"tail cut off: the {sources[s]} records seq {s} but the journal ends at {report.last_seq}")
     if max(report.last_seq, int(head["seq"])) > 0 and not anchors:
         where = (f"no anchor in {report.anchor_file} (deleted, emptied, or not the directory the service writes)"
                  if report.anchor_file is not None and file_anchors == 0

@@ -45,7 +45,8 @@ async def verify_async(database_url: str, anchor_dir: Path | None, notarised=())
 
 def verify(
     database_url: DatabaseUrl = None,
-    anchor_dir: Annotated[Optional[str], typer.Option("--anchor-dir", help="default: the alerts policy's audit.anchor_dir")] = None,
+    anchor_dir: Annotated[
+        Optional[str], typer.Option("--anchor-dir", help="default: the alerts policy's audit.anchor_dir")] = None,
     head: Annotated[Optional[list[str]], typer.Option("--head", help="SEQ:HASH kept by a notary (repeatable)")] = None,
 ) -> None:
     """Verify the audit journal: edited, deleted, reordered or rewritten entries, a cut-off tail, a
