@@ -5,8 +5,8 @@
 depends on how PostgreSQL re-serialises JSON.
 
 ``alert_journal_head``, moved by the insert trigger in the appending transaction (migration
-0065), is never behind the journal. The trigger refuses an entry that does not continue the head
-or whose hash is not that of its fields, and the service's role can neither update the head row
+0065; once per statement), is never behind the journal. The trigger refuses entries that do not
+continue the head or whose hash is not that of their fields, and the service's role can neither update the head row
 nor change, delete or truncate entries, nor disable the triggers (it owns nothing).
 """
 
@@ -83,10 +83,12 @@ async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> list[tup
         prev = h
     if len(records) > 8:
         await conn.copy_records_to_table("alert_journal", records=records, columns=COLUMNS)
-    else:
-        await conn.executemany(
-            "INSERT INTO alert_journal (seq, at_us, alert_id, alert_key, version, action, actor, detail, prev_hash, hash)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            records,
-        )
+    else:  # one statement either way: the link trigger runs once per statement
+        await conn.execute(_INSERT, *(list(col) for col in zip(*records, strict=True)))
     return out
+
+
+_INSERT = (
+    f"INSERT INTO alert_journal ({', '.join(COLUMNS)}) SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+    " $3::bigint[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+)

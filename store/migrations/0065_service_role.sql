@@ -23,31 +23,42 @@ REVOKE ALL ON alert_journal, alert_journal_head, api_write_audit, schema_migrati
 GRANT SELECT, INSERT ON alert_journal, api_write_audit TO yujing_service;
 GRANT SELECT ON alert_journal_head, schema_migrations TO yujing_service;
 
--- The chain is checked as it is written: each entry must continue the head (seq + 1, prev_hash =
--- head hash) and carry the hash of its own fields; the head row moves with it. The service cannot
--- write the head row itself (SELECT only), so the head is always the journal's last entry.
+-- The chain is checked as it is written: the entries a statement adds must continue the head one
+-- by one (seq = head + 1, + 2, …; prev_hash = the hash before) and each must carry the hash of its
+-- own fields; the head row then moves to the last of them. Once per statement, over its transition
+-- table, so a COPY of many entries moves the head once. The service cannot write the head row
+-- itself (SELECT only), so the head is always the journal's last entry.
 CREATE FUNCTION alert_journal_link() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public AS $$
 DECLARE
     head record;
-    expected text;
+    bad record;
+    last record;
 BEGIN
     SELECT seq, hash INTO head FROM public.alert_journal_head WHERE singleton FOR UPDATE;
-    IF NEW.seq <> head.seq + 1 OR NEW.prev_hash <> head.hash THEN
-        RAISE EXCEPTION 'alert_journal: entry % does not continue the chain (head is %)', NEW.seq, head.seq;
+    SELECT e.seq,
+           e.seq <> head.seq + e.n OR e.prev_hash <> coalesce(e.before, head.hash) AS unlinked
+      INTO bad
+      FROM (SELECT j.*, row_number() OVER w AS n, lag(j.hash) OVER w AS before
+              FROM new_entries j WINDOW w AS (ORDER BY j.seq)) e
+     WHERE e.seq <> head.seq + e.n OR e.prev_hash <> coalesce(e.before, head.hash)
+        OR e.hash <> encode(sha256(convert_to(concat_ws(E'\x1f', e.prev_hash, e.seq::text, e.at_us::text,
+               coalesce(e.alert_id::text, ''), e.alert_key, e.version::text, e.action, e.actor, e.detail),
+               'UTF8')), 'hex')
+     ORDER BY e.seq LIMIT 1;
+    IF FOUND AND bad.unlinked THEN
+        RAISE EXCEPTION 'alert_journal: entry % does not continue the chain (head is %)', bad.seq, head.seq;
+    ELSIF FOUND THEN
+        RAISE EXCEPTION 'alert_journal: entry % does not carry the hash of its fields', bad.seq;
     END IF;
-    expected := encode(sha256(convert_to(concat_ws(E'\x1f', NEW.prev_hash, NEW.seq::text, NEW.at_us::text,
-        coalesce(NEW.alert_id::text, ''), NEW.alert_key, NEW.version::text, NEW.action, NEW.actor, NEW.detail),
-        'UTF8')), 'hex');
-    IF NEW.hash <> expected THEN
-        RAISE EXCEPTION 'alert_journal: entry % does not carry the hash of its fields', NEW.seq;
+    SELECT seq, hash INTO last FROM new_entries ORDER BY seq DESC LIMIT 1;
+    IF FOUND THEN
+        UPDATE public.alert_journal_head SET seq = last.seq, hash = last.hash WHERE singleton;
     END IF;
-    NEW.recorded_at := now();
-    UPDATE public.alert_journal_head SET seq = NEW.seq, hash = NEW.hash WHERE singleton;
-    RETURN NEW;
+    RETURN NULL;
 END $$;
-CREATE TRIGGER alert_journal_link BEFORE INSERT ON alert_journal
-    FOR EACH ROW EXECUTE FUNCTION alert_journal_link();
+CREATE TRIGGER alert_journal_link AFTER INSERT ON alert_journal REFERENCING NEW TABLE AS new_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION alert_journal_link();
 
 -- The appender's lock: the head row FOR UPDATE (appends are serialised), without UPDATE rights.
 CREATE FUNCTION alert_journal_lock_head(OUT seq bigint, OUT hash text) LANGUAGE sql SECURITY DEFINER
