@@ -25,7 +25,8 @@ async def can_create_roles(conn: asyncpg.Connection) -> bool:
 
 
 async def ensure_roles(conn: asyncpg.Connection) -> None:
-    """Create the roles if missing and reset their attributes (``conn``: a superuser's)."""
+    """Create the roles if missing and reset their attributes (``conn``: a superuser's, not in a
+    transaction: the script commits its own)."""
     await conn.execute(roles_sql())
 
 

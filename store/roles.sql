@@ -11,7 +11,9 @@
 --                   ALTER TABLE … DISABLE TRIGGER, no TRUNCATE, no DROP.
 --   yujing          LOGIN, member of yujing_service: what the service connects as
 --                   (YUJING_DATABASE_URL). Never a member of yujing_owner.
-SELECT pg_advisory_lock(hashtext('yujing.roles'));  -- several test runs may create them at once
+BEGIN;
+-- several test runs may create them at once: one at a time, until each one's changes are committed
+SELECT pg_advisory_xact_lock(hashtext('yujing.roles'));
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'yujing_owner') THEN
@@ -34,4 +36,4 @@ BEGIN
         REVOKE yujing_owner FROM yujing, yujing_service;
     END IF;
 END $$;
-SELECT pg_advisory_unlock(hashtext('yujing.roles'));
+COMMIT;
