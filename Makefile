@@ -26,8 +26,11 @@ export PYTHON
 export YUJING_BROKER_PORT := $(BROKER_PORT)
 
 # The service's connections (the app's settings read YUJING_*; override on the command line or in
-# the environment). The database URL is given to `make run` only: tests make their own databases.
-YUJING_DATABASE_URL    ?= postgresql://postgres@127.0.0.1:5432/yujing
+# the environment). The database URLs are given to `make run` only: tests make their own databases.
+# The service connects as `yujing` (no ownership, no trigger rights); `yujing migrate` as the
+# schema's owner `yujing_owner` (deploy/setup/database.sh creates both, store/roles.sql).
+YUJING_DATABASE_URL    ?= postgresql://yujing@127.0.0.1:5432/yujing
+YUJING_DATABASE_MIGRATION_URL ?= postgresql://yujing_owner@127.0.0.1:5432/yujing
 export YUJING_MQTT_URL ?= mqtt://127.0.0.1:$(BROKER_PORT)
 
 # For the tests: they create their own databases through the admin URL, and may start their own
@@ -64,6 +67,7 @@ broker-stop:
 	@bash $(SETUP)/broker.sh stop
 
 run: export YUJING_DATABASE_URL := $(YUJING_DATABASE_URL)
+run: export YUJING_DATABASE_MIGRATION_URL := $(YUJING_DATABASE_MIGRATION_URL)
 run: export MALLOC_ARENA_MAX := 2
 # Gateway logins: the service rewrites the broker's files when credentials change (deploy/setup/broker.sh).
 run: export YUJING_GATEWAY_BROKER__PASSWORD_FILE ?= $(CURDIR)/var/mosquitto/gateways.passwd

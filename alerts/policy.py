@@ -27,6 +27,7 @@ from domain.errors import FixConfiguration
 from domain.severity import Severity
 
 DEFAULT_POLICY = "default_policy.yaml"
+DEFAULT_ANCHOR_DIR = "/var/lib/yujing/audit"  # audit.anchor_dir: the journal head, outside the database
 
 # Defaults, as named constants (the YAML may override each).
 GROUP_WAIT_S = 30.0
@@ -290,6 +291,8 @@ class Policy:
     tick_s: float
     feed_queue: int
     warnings: tuple[str, ...] = ()  # non-fatal findings of validation, logged at start-up
+    anchor_webhook: str | None = None
+    anchor_webhook_timeout_s: float = 5.0
 
     def routes(self) -> dict[str, Route]:
         return {r.id: r for r in self.route.walk()}
@@ -453,7 +456,25 @@ class _OutboxRaw(_Raw):
 
 
 class _AuditRaw(_Raw):
-    anchor_dir: str | None = "var/audit"
+    # absolute: the service and `yujing audit verify` must find the same file from any directory
+    anchor_dir: str | None = DEFAULT_ANCHOR_DIR
+    anchor_webhook: str | None = None  # an external notary receives each new journal head
+    anchor_webhook_timeout: Duration = 5.0
+
+    @field_validator("anchor_dir")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_absolute():
+            raise ValueError(f"must be an absolute path, not {v!r} (relative paths depend on the directory "
+                             "a command runs from)")
+        return v
+
+    @field_validator("anchor_webhook")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
 
 
 class _PolicyRaw(_Raw):
@@ -554,6 +575,8 @@ def from_config(doc: Mapping[str, Any]) -> Policy:
             timeout_s=_dur(raw.outbox.timeout, "outbox.timeout"),
         ),
         anchor_dir=Path(raw.audit.anchor_dir) if raw.audit.anchor_dir else None,
+        anchor_webhook=raw.audit.anchor_webhook,
+        anchor_webhook_timeout_s=_dur(raw.audit.anchor_webhook_timeout, "audit.anchor_webhook_timeout"),
         tick_s=_dur(raw.tick, "tick"),
         feed_queue=raw.feed_queue,
         warnings=tuple(warnings),

@@ -101,7 +101,7 @@ class AlertsService:
         self._wake_outbox = asyncio.Event()
         self._feed_seq: int | None = None
         self._muting: frozenset = frozenset()
-        self._anchor = journal.Anchor(policy.anchor_dir) if policy.anchor_dir else None
+        self._anchor = journal.Anchor.from_policy(policy)
         for w in policy.warnings:
             log.warning("alerts policy: %s", w)
 

@@ -2,6 +2,10 @@
 
 Files are ``store/migrations/NNNN_name.sql``; each runs in its own transaction. A file already
 applied with different contents is an error (edit history by adding a migration, never in place).
+
+Migrations run as the owner role (``yujing_owner``, ``YUJING_DATABASE_MIGRATION_URL``), never as the
+service's: the role that applies them owns the schema. Run by a superuser (tests, benches), they
+first create the roles (``store/roles.sql``), then own the schema as that superuser.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import asyncpg
 
 from domain.errors import FixConfiguration
+from store.roles import can_create_roles, ensure_roles
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -71,6 +76,8 @@ async def ensure_timescaledb(conn: asyncpg.Connection) -> str:
 async def apply_migrations(conn: asyncpg.Connection) -> list[Migration]:
     """Apply every migration not yet recorded. Returns those applied now."""
     await ensure_timescaledb(conn)
+    if await can_create_roles(conn):
+        await ensure_roles(conn)
     await conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
                version     integer PRIMARY KEY,
@@ -108,8 +115,6 @@ def chunk_interval_s(expected_rate: float, target_rows: int) -> int:
 
 
 async def set_chunk_interval(conn: asyncpg.Connection, interval_s: int) -> None:
-    """Applies to chunks created from now on."""
-    await conn.execute(
-        "SELECT set_chunk_time_interval('readings', make_interval(secs => $1::double precision))",
-        float(interval_s),
-    )
+    """Applies to chunks created from now on (through ``yujing_set_chunk_interval``, which the
+    service role may call: it owns no table)."""
+    await conn.execute("SELECT yujing_set_chunk_interval($1::double precision)", float(interval_s))

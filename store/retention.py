@@ -1,7 +1,8 @@
 """Retention of raw readings (per industry) and dead letters.
 
 Readings of all industries share one hypertable, so the longest retention is applied by dropping
-whole chunks (``drop_chunks``: cheap, no vacuum), and each industry kept for less is trimmed with
+whole chunks (``drop_chunks`` through ``yujing_drop_chunks``, a SECURITY DEFINER function that
+refuses anything younger than 92 days: cheap, no vacuum), and each industry kept for less is trimmed with
 a bounded DELETE of its sensors' older rows. Rollups are kept separately and longer.
 """
 
@@ -32,7 +33,8 @@ class RetentionReport:
 
 async def apply_retention(conn: asyncpg.Connection, policy: RetentionSettings, now: dt.datetime) -> RetentionReport:
     longest = dt.timedelta(days=policy.longest_days)
-    dropped = await conn.fetch("SELECT drop_chunks('readings', older_than => $1::timestamptz)", now - longest)
+    # SECURITY DEFINER (migration 0065): the service role owns no hypertable
+    dropped = await conn.fetchval("SELECT yujing_drop_chunks('readings', $1::timestamptz)", now - longest)
     deleted: dict[str, int] = {}
     for industry in INDUSTRIES:
         days = policy.days(industry)
@@ -57,7 +59,7 @@ async def apply_retention(conn: asyncpg.Connection, policy: RetentionSettings, n
     status = await conn.execute(
         "DELETE FROM dead_letters WHERE received_at < $1", now - dt.timedelta(days=policy.dead_letters)
     )
-    return RetentionReport(len(dropped), deleted, int(status.rsplit(" ", 1)[1]))
+    return RetentionReport(int(dropped), deleted, int(status.rsplit(" ", 1)[1]))
 
 
 async def run_retention(

@@ -163,8 +163,9 @@ async def rollup_once(conn: asyncpg.Connection, now_us: int, *, max_minutes: int
 
 async def drop_expired(conn: asyncpg.Connection, minute_days: int, hour_days: int) -> None:
     """Drop rollup chunks older than their retention (whole chunks, as the raw data's retention)."""
-    await conn.execute("SELECT drop_chunks('readings_1m', older_than => make_interval(days => $1))", minute_days)
-    await conn.execute("SELECT drop_chunks('readings_1h', older_than => make_interval(days => $1))", hour_days)
+    # SECURITY DEFINER (migration 0065): the service role owns no hypertable
+    await conn.execute("SELECT yujing_drop_chunks('readings_1m', now() - make_interval(days => $1))", minute_days)
+    await conn.execute("SELECT yujing_drop_chunks('readings_1h', now() - make_interval(days => $1))", hour_days)
 
 
 async def run_rollups(

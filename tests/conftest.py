@@ -21,11 +21,23 @@ async def db_template():
 
 
 @pytest.fixture
-async def db_url(db_template):
-    """URL of a fresh, migrated database of this test's own."""
+async def db_name(db_template):
+    """A fresh, migrated database of this test's own."""
     name = await services.clone_database(db_template)
-    yield services.database_url(name)
+    yield name
     await services.drop_database(name)
+
+
+@pytest.fixture
+def db_url(db_name):
+    """The test database as the service connects to it: the unprivileged role ``yujing``."""
+    return services.service_url(db_name)
+
+
+@pytest.fixture
+def admin_db_url(db_name):
+    """The test database as a superuser (for tests that tamper with it on purpose)."""
+    return services.database_url(db_name)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import typer
 
 from domain.errors import FixConfiguration, RetryLater
 from yujing.commands import gateways, keys
+from yujing.commands.audit import head as audit_head
 from yujing.commands.audit import verify as audit_verify
 from yujing.commands.backtest import backtest
 from yujing.commands.drill import drill
@@ -31,6 +32,7 @@ app.add_typer(registry_app, name="registry")
 audit_app = typer.Typer(help="The alert audit journal.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 audit_app.command("verify")(audit_verify)
+audit_app.command("head")(audit_head)
 keys_app = typer.Typer(help="API keys, each scoped to the province, a city, a county or an enterprise.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 keys_app.command("create")(keys.create)
@@ -74,28 +76,35 @@ def _run(coro) -> None:
         raise typer.Exit(130) from None
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
+async def _connect(settings: Settings, migrate: bool = False) -> asyncpg.Connection:
+    url, name = ((settings.migration_url, "YUJING_DATABASE_MIGRATION_URL") if migrate
+                 else (settings.database_url, "YUJING_DATABASE_URL"))
     try:
-        return await asyncpg.connect(settings.database_url, timeout=settings.database_timeout_s)
+        return await asyncpg.connect(url, timeout=settings.database_timeout_s)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise RetryLater(f"YUJING_DATABASE_URL: cannot connect to {settings.database_url} ({exc})") from exc
+        raise RetryLater(f"{name}: cannot connect to {url} ({exc})") from exc
 
 
 @app.command()
 def migrate(config: ConfigOption = None) -> None:
-    """Create the timescaledb extension and apply the database migrations."""
+    """Apply the database migrations as the schema's owner (YUJING_DATABASE_MIGRATION_URL)."""
     settings = _settings(config)
 
     async def main() -> None:
         from store.migrate import apply_migrations, chunk_interval_s, set_chunk_interval
 
-        conn = await _connect(settings)
+        conn = await _connect(settings, migrate=True)
         try:
             applied = await apply_migrations(conn)
             interval = chunk_interval_s(settings.ingest.expected_rate, settings.ingest.chunk_target_rows)
             await set_chunk_interval(conn, interval)
+            who, superuser = await conn.fetchrow(
+                "SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user")
         finally:
             await conn.close()
+        if superuser:
+            typer.echo(f"yujing: warning: migrated as the superuser {who}, who now owns what was created; "
+                       "migrate as yujing_owner (YUJING_DATABASE_MIGRATION_URL)", err=True)
         for m in applied:
             typer.echo(f"applied {m.version:04d}_{m.name}")
         typer.echo(f"schema up to date; readings chunk interval {interval} s")

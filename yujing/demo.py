@@ -35,10 +35,15 @@ PRESET = "jiangxi-demo"
 
 
 async def prepare_database(settings: Settings, fleet) -> str:
-    """Migrate, import the fleet's registry, and make a province-wide key for the dashboard."""
-    conn = await asyncpg.connect(settings.database_url, timeout=settings.database_timeout_s)
+    """Migrate (as the schema owner), import the fleet's registry, and make a province-wide key
+    for the dashboard (as the service)."""
+    conn = await asyncpg.connect(settings.migration_url, timeout=settings.database_timeout_s)
     try:
         await apply_migrations(conn)
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(settings.database_url, timeout=settings.database_timeout_s)
+    try:
         report = await import_registry(conn, parse_registry_document(registry_document(fleet)))
         key, _ = await create_key(conn, Scope("province"), name="yujing demo dashboard")
     finally:

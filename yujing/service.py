@@ -40,6 +40,7 @@ from store.broker_files import BrokerFiles, BrokerFilesWriter
 from store.migrate import TIMESCALEDB_MISSING
 from store.registry_watch import RegistryWatcher
 from store.retention import run_retention
+from store.roles import service_role_problems
 from store.rollups import run_rollups
 from store.writer import ReadingWriter
 from yujing.detection import Detection, load_detector_config
@@ -79,6 +80,8 @@ async def check_schema(pool: asyncpg.Pool) -> None:
         migrated = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
         if not migrated:
             raise FixConfiguration("the database has no yujing schema: run `yujing migrate` first")
+        for problem in await service_role_problems(conn):
+            log.warning("YUJING_DATABASE_URL: %s; connect as the service role `yujing` (store/roles.sql)", problem)
 
 
 class Service:

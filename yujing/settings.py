@@ -20,7 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/yujing"
+DEFAULT_DATABASE_URL = "postgresql://yujing@127.0.0.1:5432/yujing"  # the service's role (store/roles.sql)
+MIGRATION_ROLE = "yujing_owner"  # owns the schema; `yujing migrate` only
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1884"
 MIN_COAL_RETENTION_DAYS = 92  # 煤矿安全规程: keep at least 3 months of monitoring data
 
@@ -134,6 +135,7 @@ class Settings(BaseSettings):
     )
 
     database_url: str = DEFAULT_DATABASE_URL
+    database_migration_url: str | None = None  # unset: database_url as yujing_owner, no password
     database_timeout_s: PositiveFloat = 10.0
     mqtt_url: str = DEFAULT_MQTT_URL
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "yujing-collector"
@@ -155,13 +157,21 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     gateway_broker: GatewayBrokerSettings = GatewayBrokerSettings()
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_migration_url")
     @classmethod
-    def _database_url(cls, v: str) -> str:
-        parts = urlsplit(v)
+    def _database_url(cls, v: str | None) -> str | None:
+        parts = urlsplit(v or "postgresql://h/d")
         if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
             raise ValueError("must look like postgresql://user@host:port/database")
         return v
+
+    @property
+    def migration_url(self) -> str:
+        """Where ``yujing migrate`` connects: the schema owner, never the service's role."""
+        if self.database_migration_url:
+            return self.database_migration_url
+        parts = urlsplit(self.database_url)
+        return parts._replace(netloc=f"{MIGRATION_ROLE}@{parts.netloc.rsplit('@', 1)[-1]}").geturl()
 
     @field_validator("mqtt_url")
     @classmethod

@@ -17,7 +17,6 @@ import pytest
 from prometheus_client import REGISTRY
 
 from domain.codec import encode_batch
-from store.migrate import apply_migrations
 from store.registry import import_registry
 from store.registry_file import parse_registry_file
 from tests.support.fleet import Fleet, now_ms, stored
@@ -129,12 +128,7 @@ async def cluster():
     c.init()
     c.start()
     try:
-        admin = await asyncpg.connect(c.admin_url)
-        await admin.execute("CREATE DATABASE yujing")
-        await admin.close()
-        conn = await asyncpg.connect(c.url("yujing"))
-        await apply_migrations(conn)
-        await conn.close()
+        await c.create_app_database("yujing")
         yield c
     finally:
         c.close()
@@ -159,7 +153,7 @@ async def test_postgresql_restarted_under_load(broker, cluster):
         finally:
             await c.close()
 
-    async with running_service(service_settings(cluster.url("yujing"), broker.url)) as service:
+    async with running_service(service_settings(cluster.service_url("yujing"), broker.url)) as service:
         offered = Offered(broker.port, f.messages(MESSAGES))
         offered.start()
 
@@ -198,7 +192,7 @@ async def test_findings_raised_while_the_database_is_down_reach_the_alerts(broke
     await import_into(cluster, 'enterprises: [{id: E1, name: 某煤矿, region: "360100", industry: coal_mine}]\n'
                                "gateways: [{id: G1, enterprise: E1}]\n"
                                "sensors: [{id: CH4-01, gateway: G1, kind: methane, location_class: T1}]\n")
-    async with running_service(service_settings(cluster.url("yujing"), broker.url)) as service:
+    async with running_service(service_settings(cluster.service_url("yujing"), broker.url)) as service:
         await asyncio.to_thread(cluster.stop, "immediate")
         before = _raised()
         pub = Publisher(broker.port)

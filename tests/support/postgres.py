@@ -2,6 +2,8 @@
 
 It uses the binaries of the machine's server (the timescaledb extension was built for them) and
 runs as the ``postgres`` user, so the shared server is never restarted under other tests.
+:meth:`PrivateCluster.create_app_database` makes a database as setup does, for the service to use
+as its unprivileged role.
 """
 
 from __future__ import annotations
@@ -34,8 +36,39 @@ class PrivateCluster:
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str, user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def service_url(self, database: str) -> str:
+        """As the service connects: the unprivileged role ``yujing`` (store/roles.sql)."""
+        return self.url(database, "yujing")
+
+    async def create_app_database(self, database: str) -> str:
+        """A database made as deploy/setup/database.sh makes yujing's: the roles, the database
+        owned by ``yujing_owner``, the extension by the superuser, the migrations as the owner.
+        Returns the service's URL."""
+        import asyncpg
+
+        from store.migrate import apply_migrations
+        from store.roles import ensure_roles
+
+        admin = await asyncpg.connect(self.admin_url)
+        try:
+            await ensure_roles(admin)
+            await admin.execute(f'CREATE DATABASE "{database}" OWNER yujing_owner')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(self.url(database))
+        try:
+            await conn.execute("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS timescaledb")
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(self.url(database, "yujing_owner"))
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        return self.service_url(database)
 
     def _as_postgres(self, *args: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, cwd="/tmp")

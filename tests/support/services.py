@@ -1,6 +1,13 @@
 """Real services for tests: a fresh PostgreSQL database per test and private Mosquitto brokers.
 
 Nothing here skips: a missing service is a failure with a message that says how to start it.
+
+Databases are made as in production (deploy/setup/database.sh): the roles of ``store/roles.sql``
+through the admin URL, the database owned by ``yujing_owner``, the extension created by the admin,
+the migrations applied as ``yujing_owner``. Tests connect as the service role ``yujing``
+(:func:`service_url`, the ``db_url`` fixture), so every service a test runs has no superuser,
+ownership or trigger rights; :func:`database_url` (admin) and :func:`owner_url` are for the few
+tests that tamper on purpose.
 """
 
 from __future__ import annotations
@@ -25,9 +32,27 @@ MOSQUITTO = os.environ.get("YUJING_TEST_MOSQUITTO", shutil.which("mosquitto") or
 PROJECT_MQTT_URL = os.environ.get("YUJING_MQTT_URL", "mqtt://127.0.0.1:1884")
 
 
-def database_url(name: str) -> str:
+def database_url(name: str, user: str | None = None) -> str:
+    """The admin's URL of database ``name`` (or ``user``'s, passwordless: trust on loopback)."""
     parts = urlsplit(ADMIN_URL)
+    if user is not None:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        parts = parts._replace(netloc=f"{user}@{host}")
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def service_url(name: str) -> str:
+    """As the service connects: the unprivileged role ``yujing`` (store/roles.sql)."""
+    from store.roles import SERVICE_ROLE
+
+    return database_url(name, SERVICE_ROLE)
+
+
+def owner_url(name: str) -> str:
+    """As ``yujing migrate`` connects: the schema's owner ``yujing_owner``."""
+    from store.roles import OWNER_ROLE
+
+    return database_url(name, OWNER_ROLE)
 
 
 async def admin_connect() -> asyncpg.Connection:
@@ -40,16 +65,23 @@ async def admin_connect() -> asyncpg.Connection:
 
 
 async def create_template(name: str) -> None:
-    """Create a database with every migration applied, to clone per test."""
+    """Create a database with every migration applied, to clone per test (see the module's doc)."""
     from store.migrate import apply_migrations
+    from store.roles import OWNER_ROLE, ensure_roles
 
     admin = await admin_connect()
     try:
+        await ensure_roles(admin)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}')
     finally:
         await admin.close()
     conn = await asyncpg.connect(database_url(name))
+    try:  # a superuser creates the extension (database.sh does the same)
+        await conn.execute("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS timescaledb")
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(owner_url(name))
     try:
         await apply_migrations(conn)
     finally:
@@ -72,7 +104,7 @@ async def clone_database(template: str) -> str:
     try:
         for attempt in range(50):
             try:
-                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER yujing_owner')
                 break
             except asyncpg.ObjectInUseError:  # a backend still leaving the template
                 await admin.execute(
