@@ -3,8 +3,11 @@ and major hazard sources (重大危险源), and bulk import of the CLI's YAML.
 
 Creates and updates go through ``store.registry.import_registry`` (the CLI's own validation:
 kinds, units, setpoints that may only tighten, references) inside the API's transaction, between
-two scope checks in SQL: every entry that already exists must lie in the key's scope before, and
-every entry must lie in it after. Anything else rolls back and answers 404, as if absent.
+two scope checks in SQL (:func:`import_scoped`). Below the province administrator, every region
+and enterprise named must already exist within the key's scope, and every other entry's
+enterprise too — checked before anything else, so a 404 tells nothing about what exists outside
+the scope; regions and enterprises are created, re-parented and moved by the administrator only
+(403). After the import every entry must still lie in the scope; anything else rolls back.
 Deactivating sets ``active = false`` (regions, which have no such flag, are deleted when unused).
 """
 
@@ -132,46 +135,34 @@ def _entry_keys(reg: RegistryFile) -> dict[str, list]:
     }
 
 
-async def _outside(conn, scope: Scope, reg: RegistryFile, existing_only: bool) -> str | None:
-    """The first entry outside the scope (None if all inside). ``existing_only``: only entries
-    already in the database count (before the import); else every entry must be inside."""
+async def _outside(conn, scope: Scope, reg: RegistryFile) -> str | None:
+    """After the import: the first entry outside the scope (None if all inside)."""
     for section, keys in _entry_keys(reg).items():
         if not keys:
             continue
-        args: list = []
-        if section == "regions":
-            args.append(keys)
-            inside = scope.region_sql("t.code", args)
-            sql = f"SELECT k FROM unnest($1::text[]) k WHERE "
-            exists = "EXISTS (SELECT 1 FROM regions t WHERE t.code = k)"
-            ok = f"EXISTS (SELECT 1 FROM regions t WHERE t.code = k AND {inside})"
-        elif section == "enterprises":
-            args.append(keys)
-            ent = ENTITIES["enterprises"]
-            inside = ent.scope_sql(scope, args)
-            sql = "SELECT k FROM unnest($1::text[]) k WHERE "
-            exists = "EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k)"
-            ok = f"EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k AND {inside})"
+        if section in ("regions", "enterprises"):
+            visible = await _visible(conn, scope, section, keys)
+            bad = next((k for k in keys if k not in visible), None)
         else:
-            if any(e is None for e, _ in keys):
-                if not scope.province:
-                    return f"{section}: give each entry's enterprise (keys scoped below the province must)"
-                continue
-            enterprises = sorted({e for e, _ in keys})
-            args.append(enterprises)
-            inside = scope.enterprise_sql("t.id", args)
-            ok = f"EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k AND {inside})"
-            if existing_only:  # an enterprise's own rows are as scoped as the enterprise
-                exists = "EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k)"
-            else:
-                exists = "TRUE"
-            sql = "SELECT k FROM unnest($1::text[]) k WHERE "
+            enterprises = sorted({e for e, _ in keys if e is not None})
+            visible = await _visible(conn, scope, "enterprises", enterprises)
+            bad = next((e for e, _ in keys if e not in visible), None)
             section = f"{section} of enterprise"
-        cond = f"{exists} AND NOT {ok}" if existing_only else f"NOT {ok}"
-        bad = await conn.fetchval(sql + cond + " LIMIT 1", *args)
         if bad is not None:
             return f"{section} {bad}"
     return None
+
+
+async def _visible(conn, scope: Scope, section: str, keys: list[str]) -> set[str]:
+    """Those of ``keys`` (region codes or enterprise ids) that exist within the scope."""
+    if not keys:
+        return set()
+    args: list = [keys]
+    if section == "regions":
+        sql = f"SELECT t.code FROM regions t WHERE t.code = ANY($1::text[]) AND {scope.region_sql('t.code', args)}"
+    else:
+        sql = f"SELECT t.id FROM enterprises t WHERE t.id = ANY($1::text[]) AND {scope.enterprise_sql('t.id', args)}"
+    return {r[0] for r in await conn.fetch(sql, *args)}
 
 
 _LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
@@ -186,32 +177,62 @@ def _check_region_parents(reg: RegistryFile) -> None:
                                     f"than {r.level}")
 
 
+class Forbidden(PermissionError):
+    """Inside the key's scope, but reserved to the province administrator (answered 403)."""
+
+
 async def import_scoped(conn, key: ApiKey, reg: RegistryFile):
-    """Import inside the caller's transaction, checked against the key's scope before and after."""
+    """Import inside the caller's transaction. A key that is not the province administrator may
+    only change regions and enterprises that exist within its scope, without moving them (a
+    region's parent, an enterprise's region: both define other keys' scopes), and entries of
+    enterprises within its scope; anything not visible to it is 404 before any other check, so
+    its answers tell nothing about what exists outside its scope. After the import every entry
+    must still be within the scope."""
     _check_region_parents(reg)
-    bad = await _outside(conn, key.scope, reg, existing_only=True)
-    if bad is None and key.scope.kind == "enterprise":
-        bad = await _enterprise_key_limits(conn, key.scope, reg)
-    if bad is None:
-        report = await import_registry(conn, reg)
-        bad = await _outside(conn, key.scope, reg, existing_only=False)
+    if not key.admin:
+        reg = await _checked_for(conn, key, reg)
+    report = await import_registry(conn, reg)
+    bad = await _outside(conn, key.scope, reg)
     if bad is not None:
         raise OutOfScope(f"{bad} not found in this key's scope")
     return report
 
 
-async def _enterprise_key_limits(conn, scope: Scope, reg: RegistryFile) -> str | None:
-    """An enterprise's own key may not move it to another region nor change its assessed risk
-    colour (静态评估 is the regulator's), nor create enterprises or regions."""
-    if reg.regions:
-        return f"regions {reg.regions[0].code}"
+async def _checked_for(conn, key: ApiKey, reg: RegistryFile) -> RegistryFile:
+    """``reg`` as a key below the administrator may import it (region parents it left out are
+    kept as they are); raises :class:`OutOfScope` or :class:`Forbidden`."""
+    scope = key.scope
+    codes = [r.code for r in reg.regions]
+    ids = [e.id for e in reg.enterprises]
+    owners = sorted({e.enterprise for s in ("zones", "gateways", "sensors", "hazard_sources")
+                     for e in getattr(reg, s) if e.enterprise is not None})
+    if not scope.province and any(s.enterprise is None for s in reg.sensors):
+        raise RegistryFileError("sensors: give each entry's enterprise (keys scoped below the province must)")
+    for section, keys in (("regions", codes), ("enterprises", ids), ("enterprises", owners)):
+        visible = await _visible(conn, scope, section, keys)
+        missing = next((k for k in keys if k not in visible), None)
+        if missing is None:
+            continue
+        if scope.province and section == "regions" or scope.province and keys is ids:
+            raise Forbidden(f"only a province administrator creates {section} ({missing} does not exist)")
+        if scope.province:
+            continue  # a child of an enterprise that does not exist: the import names it (422)
+        raise OutOfScope(f"{section} {missing} not found in this key's scope")
+    parents = {r["code"]: r["parent"] for r in await conn.fetch(
+        "SELECT code, parent FROM regions WHERE code = ANY($1::text[])", codes)} if codes else {}
+    regions = []
+    for r in reg.regions:
+        if r.parent is not None and r.parent != parents[r.code]:
+            raise Forbidden(f"only a province administrator changes a region's parent ({r.code})")
+        regions.append(r.model_copy(update={"parent": parents[r.code]}))
+    current = {r["id"]: r for r in await conn.fetch(
+        "SELECT id, region, risk_colour FROM enterprises WHERE id = ANY($1::text[])", ids)} if ids else {}
     for e in reg.enterprises:
-        row = await conn.fetchrow("SELECT region, risk_colour FROM enterprises WHERE id = $1", e.id)
-        if row is None or e.id != scope.id:
-            return f"enterprises {e.id}"
-        if (row["region"], row["risk_colour"]) != (e.region, e.risk_colour):
-            raise HTTPException(403, "an enterprise's key may not change its region or assessed risk colour")
-    return None
+        if e.region != current[e.id]["region"]:
+            raise Forbidden(f"only a province administrator moves an enterprise to another region ({e.id})")
+        if scope.kind == "enterprise" and e.risk_colour != current[e.id]["risk_colour"]:
+            raise Forbidden("an enterprise's key may not change its assessed risk colour (静态评估 is the regulator's)")
+    return reg.model_copy(update={"regions": regions})
 
 
 async def _bump_version(conn) -> int:
@@ -284,8 +305,7 @@ def _add_routes(ent: Entity) -> None:
         key: ApiKey = request.state.key
         ident = _ident(ent, body)
         async with writing(request) as conn:
-            if await _exists(conn, ent, body):
-                raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
+            await _check_create(conn, ent, key, body, ident)
             report = await import_scoped(conn, key, RegistryFile(**{ent.section: [body]}))
             created = await _by_entry(conn, ent, key.scope, body)
             await audit(conn, key, f"{ent.singular}.create", f"{ent.singular}:{ident}",
@@ -313,6 +333,8 @@ def _add_routes(ent: Entity) -> None:
             if current is None:
                 raise _not_found(ent, item)
             if ent.section == "regions":
+                if not key.admin:
+                    raise Forbidden(f"only a province administrator deletes regions ({item})")
                 used = await conn.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM regions WHERE parent = $1)"
                     " OR EXISTS (SELECT 1 FROM enterprises WHERE region = $1)", item)
@@ -355,13 +377,32 @@ def _ident(ent: Entity, body: BaseModel) -> str:
     return f"{body.enterprise}/{body.id}"
 
 
+async def _check_create(conn, ent: Entity, key: ApiKey, body: BaseModel, ident: str) -> None:
+    """Before anything else: an id or an enterprise the key cannot see is 404 whether it exists
+    or not; regions and enterprises (ids unique province-wide) are created by the administrator
+    only; then 409 if the entry exists."""
+    if ent.section in ("regions", "enterprises"):
+        if not key.admin:
+            visible = await _visible(conn, key.scope, ent.section, [ident])
+            if visible:
+                raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
+            if key.scope.province:
+                raise Forbidden(f"only a province administrator creates {ent.section}")
+            raise OutOfScope(f"{ent.singular} {ident} not found in this key's scope")
+    elif body.enterprise is not None and not await _visible(conn, key.scope, "enterprises", [body.enterprise]):
+        if not key.scope.province:
+            raise OutOfScope(f"enterprise {body.enterprise} not found in this key's scope")
+    if await _exists(conn, ent, body):
+        raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
+
+
 async def _exists(conn, ent: Entity, body: BaseModel) -> bool:
     if ent.section == "regions":
         return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)", body.code)
     if ent.section == "enterprises":
         return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM enterprises WHERE id = $1)", body.id)
     if body.enterprise is None:
-        raise HTTPException(422, "give the sensor's enterprise")
+        raise HTTPException(422, "give the sensor's enterprise")  # the same answer in and out of scope
     return await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {ent.table} WHERE enterprise = $1 AND code = $2)",
                                body.enterprise, body.id)
 

@@ -11,7 +11,7 @@ import re
 import httpx
 
 from tests.api.conftest import auth
-from tests.api.support import Alerts
+from tests.api.support import Alerts, ticket
 
 MARKERS = ("LEAKMARK", "EB1")
 # A valid body for each write route that takes an id, so validation cannot answer before the scope check.
@@ -97,7 +97,7 @@ def test_feeds_return_none_of_the_other_scope(server, keys, seeded):
     a = seeded["sensors"]["EA1/CH4-0101"]
     alerts = Alerts(server)
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        params = {"api_key": keys["county_a"], "sensor": [a, b], "enterprise": "EB1", "region": "360202"}
+        params = {"ticket": ticket(server.url, keys["county_a"]), "sensor": [a, b], "enterprise": "EB1", "region": "360202"}
         with client.stream("GET", "/api/v1/live/sse", params=params) as r:
             lines = r.iter_lines()
             next(lines)

@@ -1,4 +1,4 @@
-"""``yujing keys create --scope province|city:CODE|county:CODE|enterprise:ID [--name NAME]``.
+"""``yujing keys create --scope province|city:CODE|county:CODE|enterprise:ID [--name NAME] [--admin]``.
 
 Prints the new API key once; only its SHA-256 is stored. The lead registers it with the CLI:
 ``keys_app.command("create")(keys.create)``.
@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import asyncpg
 import typer
 
-from api.keys import DEFAULT_BURST, DEFAULT_RATE_PER_S, create_key
+from api.keys import DEFAULT_BURST, DEFAULT_LIVE_SESSIONS, DEFAULT_RATE_PER_S, create_key
 from api.scope import Scope, ScopeError
 
 
@@ -22,6 +22,10 @@ def create(
     database_url: Annotated[Optional[str], typer.Option("--database-url", help="default: YUJING_DATABASE_URL")] = None,
     rate_per_s: Annotated[float, typer.Option("--rate", help="requests per second")] = DEFAULT_RATE_PER_S,
     burst: Annotated[int, typer.Option("--burst", help="requests allowed at once")] = DEFAULT_BURST,
+    admin: Annotated[bool, typer.Option("--admin", help="province administrator: creates regions and "
+                                        "enterprises, changes parents, approves webhook hosts")] = False,
+    live_sessions: Annotated[int, typer.Option("--live-sessions", min=0, help="live feeds open at once")]
+    = DEFAULT_LIVE_SESSIONS,
 ) -> None:
     """Create an API key with a scope and print it (once: it cannot be shown again)."""
     try:
@@ -29,6 +33,9 @@ def create(
     except ScopeError as exc:
         typer.echo(f"yujing: --scope: {exc}", err=True)
         raise typer.Exit(2) from None
+    if admin and not parsed.province:
+        typer.echo("yujing: --admin: only a province key can be an administrator", err=True)
+        raise typer.Exit(2)
     if database_url is None:
         from yujing.settings import ConfigError, load_settings
 
@@ -54,7 +61,8 @@ def create(
             if not exists:
                 typer.echo(f"yujing: --scope: {parsed} is not in the registry", err=True)
                 raise typer.Exit(2)
-            plain, key = await create_key(conn, parsed, name, rate_per_s=rate_per_s, burst=burst)
+            plain, key = await create_key(conn, parsed, name, rate_per_s=rate_per_s, burst=burst, admin=admin,
+                                          live_sessions=live_sessions)
             return plain, key.id
         finally:
             await conn.close()
