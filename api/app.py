@@ -9,6 +9,7 @@ absent or outside the key's scope, 409 for conflicts (a transition not allowed n
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -27,7 +28,17 @@ from api.keys import KeyStore
 from api.ratelimit import RateLimiter
 from api.sessions import LiveSessions
 from api.tickets import TicketBook
-from api.routes import alerting, dashboard, gateway_credentials, live, ops, registry, riskmap, telemetry
+from api.routes import (
+    alerting,
+    dashboard,
+    gateway_credentials,
+    live,
+    ops,
+    registry,
+    riskmap,
+    telemetry,
+    webhook_hosts,
+)
 from api.routes.registry import Forbidden, OutOfScope
 from store.registry_file import RegistryFileError
 
@@ -83,11 +94,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.keys = KeyStore(ctx.pool)
     app.state.limiter = RateLimiter()
     app.state.tickets = TicketBook()
+    app.state.import_slots = asyncio.Semaphore(1)  # registry files parsed at once (api.routes.registry)
     app.state.live_sessions = LiveSessions(ctx.pool)
     guard = ctx.settings.guard
     app.state.auth_throttle = FailureThrottle(guard.auth_failures_burst, guard.auth_failures_per_s)
     for r in (ops.router, registry.router, gateway_credentials.router, telemetry.router, alerting.router,
-              riskmap.router, live.router, dashboard.router):
+              riskmap.router, live.router, webhook_hosts.router, dashboard.router):
         app.include_router(r)
     app.add_middleware(Guard, keys=lambda: app.state.keys, throttle=app.state.auth_throttle, settings=guard)
     app.add_middleware(_Metrics)  # outermost: counts what the guard refused too

@@ -76,14 +76,6 @@ class FailureThrottle:
         self._buckets[address] = (self._tokens(address, now) - 1.0, now)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyIdle(Exception):
-    pass
-
-
 def body_limit(method: str, path: str, default: int) -> int:
     best, limit = -1, default
     for (m, prefix), n in BODY_LIMITS.items():
@@ -145,42 +137,43 @@ class Guard:
         path, method = scope["path"], scope["method"]
         headers = dict(scope["headers"])
         limit = body_limit(method, path, self.settings.body_limit)
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await _answer(send, 413, f"request bodies of {method} {path} are limited to {limit} bytes")
         if path.startswith("/api/") and not path.startswith(NO_KEY_PREFIXES):
             key = await self._authenticate(scope, send, headers, address)
             if key is None:
                 return
             scope.setdefault("state", {})["key"] = key
-        started = {"response": False}
-        seen = {"bytes": 0}
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await _answer(send, 413, f"request bodies of {method} {path} are limited to {limit} bytes")
+        state = {"started": False, "answered": False, "bytes": 0}
+
+        async def refuse(status: int, detail: str) -> dict:
+            """Answer now, and tell the route the client went away (it may catch any error)."""
+            if not state["started"]:
+                state["started"] = state["answered"] = True
+                await _answer(send, status, detail)
+            return {"type": "http.disconnect"}
 
         async def limited_receive():
             try:
                 async with asyncio.timeout(self.settings.body_idle_s):
                     message = await receive()
             except TimeoutError:
-                raise BodyIdle() from None
+                return await refuse(408, f"no request body data for {self.settings.body_idle_s:g} s")
             if message["type"] == "http.request":
-                seen["bytes"] += len(message.get("body", b""))
-                if seen["bytes"] > limit:
-                    raise BodyTooLarge()
+                state["bytes"] += len(message.get("body", b""))
+                if state["bytes"] > limit:
+                    return await refuse(413, f"request bodies of {method} {path} are limited to {limit} bytes")
             return message
 
         async def watched_send(message):
+            if state["answered"]:
+                return  # the guard answered already
             if message["type"] == "http.response.start":
-                started["response"] = True
+                state["started"] = True
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, watched_send)
-        except BodyTooLarge:
-            if not started["response"]:
-                await _answer(send, 413, f"request bodies of {method} {path} are limited to {limit} bytes")
-        except BodyIdle:
-            if not started["response"]:
-                await _answer(send, 408, f"no request body data for {self.settings.body_idle_s:g} s")
+        await self.app(scope, limited_receive, watched_send)
 
     async def _authenticate(self, scope, send, headers, address: str) -> ApiKey | None:
         wait_s = self.throttle.wait_s(address)

@@ -16,7 +16,8 @@ import logging
 import re
 import traceback
 from typing import Any
-from urllib.parse import urlsplit
+
+from store.secretbox import redact_url
 
 REDACTED = "[redacted]"
 _PATTERNS = (
@@ -34,16 +35,6 @@ def scrub(text: str) -> str:
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text
-
-
-def redact_url(url: str | None) -> str | None:
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}" + ("?…" if parts.query else "")
 
 
 def scrub_secrets(value: Any) -> Any:

@@ -11,6 +11,7 @@ import collections
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 import asyncpg
 import numpy as np
@@ -25,7 +26,9 @@ from domain.registry import (
     SensorTable,
     ZoneInfo,
 )
+from store import secretbox
 from store.registry_file import RegistryFile, RegistryFileError, region_ancestors
+from store.secretbox import SecretKeyError, redact_url
 
 REGISTRY_CHANNEL = "yujing_registry"
 TABLES = ("regions", "enterprises", "zones", "gateways", "sensors", "hazard_sources")
@@ -156,11 +159,20 @@ async def _import_regions(conn, registry: RegistryFile, report: ImportReport) ->
 
 async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport) -> None:
     regions = {r["code"] for r in await conn.fetch("SELECT code FROM regions")}
+    ids = [e.id for e in registry.enterprises]
+    stored = {r["id"]: json.loads(r["contacts"]) for r in await conn.fetch(
+        "SELECT id, contacts::text AS contacts FROM enterprises WHERE id = ANY($1::text[])", ids)} if ids else {}
     rows = []
+    hosts: set[str] = set()
     for i, e in enumerate(registry.enterprises):
         if e.region not in regions:
             raise RegistryFileError(f"enterprises[{i}] ({e.id}): region {e.region} is not registered")
-        contacts = json.dumps([c.model_dump(exclude_none=True) for c in e.contacts], ensure_ascii=False)
+        try:
+            sealed = seal_contacts(e.contacts, stored.get(e.id, []))
+        except SecretKeyError as exc:
+            raise RegistryFileError(f"enterprises[{i}] ({e.id}).contacts: {exc}") from None
+        hosts.update(c["webhook_host"] for c in sealed if c.get("webhook_host"))
+        contacts = json.dumps(sealed, ensure_ascii=False)
         rows.append((e.id, e.name, e.region, e.industry.value, e.risk_colour, e.risk_assessed_on, contacts, e.active))
     await _upsert(
         conn, "enterprises", ["id"],
@@ -168,6 +180,38 @@ async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport
          ("risk_assessed_on", "date"), ("contacts", "jsonb"), ("active", "boolean")],
         rows, report.changes["enterprises"],
     )
+    if hosts:  # proposed for the allow-list; nothing is sent there until an administrator approves
+        await conn.execute("INSERT INTO webhook_hosts (host, proposed_by) SELECT unnest($1::text[]), 'registry import'"
+                           " ON CONFLICT (host) DO NOTHING", sorted(hosts))
+
+
+def seal_contacts(contacts, stored: list[dict]) -> list[dict]:
+    """Contacts as stored: the webhook URL and the signing secret encrypted (``webhook_enc``,
+    ``secret_enc``), the URL shown only as scheme, host and path (``webhook``), its host kept for
+    the allow-list (``webhook_host``). Secrets are write-only: a contact given back with its
+    webhook as shown keeps the stored URL, one given without ``secret`` keeps the stored secret
+    (``secret: ""`` removes it); a value equal to the stored one keeps its stored token, so a
+    re-import changes nothing."""
+    out = []
+    for c in contacts:
+        d = c.model_dump(exclude_none=True, exclude={"webhook", "secret"})
+        same_role = [s for s in stored if s.get("role") == c.role and s.get("webhook_enc")]
+        old = None
+        if c.webhook is not None:
+            old = next((s for s in same_role if s.get("webhook") == c.webhook), None) or next(
+                (s for s in same_role if s.get("webhook") == redact_url(c.webhook)
+                 and secretbox.box().decrypt(s["webhook_enc"]) == c.webhook), None)
+            url = c.webhook if old is None else secretbox.box().decrypt(old["webhook_enc"])
+            d["webhook"] = redact_url(url)
+            d["webhook_host"] = (urlsplit(url).hostname or "").lower()
+            d["webhook_enc"] = old["webhook_enc"] if old is not None else secretbox.box().encrypt(url)
+        if c.secret:
+            keep = old is not None and old.get("secret_enc") and secretbox.box().decrypt(old["secret_enc"]) == c.secret
+            d["secret_enc"] = old["secret_enc"] if keep else secretbox.box().encrypt(c.secret)
+        elif c.secret is None and old is not None and old.get("secret_enc"):
+            d["secret_enc"] = old["secret_enc"]
+        out.append(d)
+    return out
 
 
 async def _enterprises(conn) -> set[str]:
