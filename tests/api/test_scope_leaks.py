@@ -9,9 +9,12 @@ import json
 import re
 
 import httpx
+import pytest
 
 from tests.api.conftest import auth
 from tests.api.support import Alerts, ticket
+
+pytestmark = pytest.mark.security
 
 MARKERS = ("LEAKMARK", "EB1")
 # A valid body for each write route that takes an id, so validation cannot answer before the scope check.

@@ -21,6 +21,8 @@ from store.contact_hosts import escalation_contacts
 from tests.api.conftest import auth
 from tests.api.support import ApiServer, ticket
 
+pytestmark = pytest.mark.security
+
 DINGTALK = "https://oapi.dingtalk.com/robot/send?access_token=TOKEN0123456789abcdef"
 SIGNING = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd"
 
