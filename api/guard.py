@@ -1,6 +1,6 @@
 """The API's front door (a pure ASGI middleware, so nothing is buffered): before any route reads
-a body, per client address a cap on connections at once and a throttle on failed
-authentications; then the API key, looked up before the body is read (a request without a valid
+a body, per client address a cap on requests open at once and a throttle on failed
+authentications (the address is uvicorn's: behind a proxy on loopback, its X-Forwarded-For); then the API key, looked up before the body is read (a request without a valid
 key is answered 401 with its body unread); then the body, counted while it streams and cut at
 the route's limit (413), each chunk awaited at most ``body_idle_s`` (408).
 
@@ -27,13 +27,14 @@ MIB = 1024 * KIB
 DEFAULT_BODY_LIMIT = 64 * KIB  # JSON bodies of the API: an entry, an action, a silence
 # (method, path prefix) -> bytes; the longest matching prefix wins
 BODY_LIMITS = {("POST", "/api/v1/registry/import"): 20 * MIB}
+LIVE_PREFIX = "/api/v1/live/"  # feeds held open for hours: capped per key, not per address
 NO_KEY_PREFIXES = ("/healthz", "/readyz", "/metrics", "/dashboard", "/api/docs", "/api/openapi.json",
                    "/api/v1/live/ws", "/api/v1/live/sse", "/favicon")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GuardSettings:
-    connections_per_client: int = 64  # requests and live feeds open at once from one address
+    connections_per_client: int = 64  # requests open at once from one address (live feeds: per key)
     auth_failures_burst: int = 20  # failed authentications from one address before the throttle
     auth_failures_per_s: float = 0.5  # … and how fast it forgives them
     body_idle_s: float = 10.0  # longest wait for the next chunk of a request body
@@ -119,19 +120,22 @@ class Guard:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         address = client_address(scope)
+        if scope["type"] == "websocket" or scope["path"].startswith(LIVE_PREFIX):
+            return await self._live(scope, receive, send, address)  # capped per key (api.sessions)
         if self.open[address] >= self.settings.connections_per_client:
-            if scope["type"] == "websocket":
-                return await send({"type": "websocket.close", "code": 1013})
             return await _answer(send, 429, "too many requests open from this address", {"Retry-After": "1"})
         self.open[address] += 1
         try:
-            if scope["type"] == "websocket":
-                return await self.app(scope, receive, send)
             await self._http(scope, receive, send, address)
         finally:
             self.open[address] -= 1
             if not self.open[address]:
                 del self.open[address]
+
+    async def _live(self, scope, receive, send, address: str) -> None:
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        return await self._http(scope, receive, send, address)
 
     async def _http(self, scope, receive, send, address: str) -> None:
         path, method = scope["path"], scope["method"]

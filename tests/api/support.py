@@ -63,7 +63,7 @@ async def seed(db_url: str) -> dict:
         keys = {}
         for name, scope in SCOPES.items():
             plain, _ = await create_key(conn, Scope.parse(scope), name, rate_per_s=1000, burst=5000,
-                                        admin=name == "province")
+                                        admin=name == "province", live_sessions=10_000)  # bench/api.py: 500 feeds
             keys[name] = plain
         ids = {f"{r['enterprise']}/{r['code']}": r["id"] for r in await conn.fetch("SELECT id, enterprise, code FROM sensors")}
         gw = {f"{r['enterprise']}/{r['code']}": r["id"] for r in await conn.fetch("SELECT id, enterprise, code FROM gateways")}

@@ -113,6 +113,27 @@ def test_no_body_is_read_before_the_key_nor_beyond_the_route_limit(server, keys)
         assert big.status_code == 200  # the import's own limit is 20 MiB
 
 
+def test_requests_open_per_address_are_capped_and_idle_bodies_dropped(db_url, seeded):
+    server = ApiServer(db_url, settings=ApiSettings(guard=GuardSettings(connections_per_client=2,
+                                                                        body_idle_s=1.0))).start()
+    key = seeded["keys"]["ent_a"]
+    stalled = (f"POST /api/v1/silences HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").encode()
+    try:
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(2)]
+        for s in held:
+            s.sendall(stalled)  # a body that never comes
+        time.sleep(0.3)
+        r = httpx.get(f"{server.url}/api/v1/enterprises", headers=auth(key), timeout=5)
+        assert r.status_code == 429 and "this address" in r.text
+        for s in held:  # after body_idle_s, 408 and the slots are free again
+            assert s.recv(4096).startswith(b"HTTP/1.1 408")
+            s.close()
+        assert httpx.get(f"{server.url}/api/v1/enterprises", headers=auth(key), timeout=5).status_code == 200
+    finally:
+        server.stop()
+
+
 # --------------------------------------------------------------------------- 8. brute force
 
 
