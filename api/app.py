@@ -39,7 +39,7 @@ from api.routes import (
     telemetry,
     webhook_hosts,
 )
-from api.routes.registry import Forbidden, OutOfScope
+from api.routes.registry_scope import Forbidden, OutOfScope
 from store.registry_file import RegistryFileError
 
 log = logging.getLogger("yujing.api")

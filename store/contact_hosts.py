@@ -1,4 +1,5 @@
-"""The allow-list of hosts escalation may send to (issue 12, SSRF through contacts).
+"""Enterprises' escalation contacts: stored sealed (:func:`seal_contacts`), and the allow-list
+of hosts escalation may send to (issue 12, SSRF through contacts).
 
 A contact's webhook names a host; storing it proposes the host (``webhook_hosts``, state
 ``proposed``). A province administrator approves or removes hosts (``/api/v1/webhook-hosts``).
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from store import secretbox
+from store.secretbox import redact_url
 
 log = logging.getLogger("yujing.store.contacts")
 _logged: dict[str, float] = {}
@@ -51,6 +53,35 @@ async def escalation_contacts(conn: asyncpg.Connection, enterprise: str) -> list
             continue
         out.append({"role": c.get("role"), "name": c.get("name"), "webhook": url,
                     "secret_enc": c.get("secret_enc"), "secret": c.get("secret")})
+    return out
+
+
+def seal_contacts(contacts, stored: list[dict]) -> list[dict]:
+    """Contacts as stored: the webhook URL and the signing secret encrypted (``webhook_enc``,
+    ``secret_enc``), the URL shown only as scheme, host and path (``webhook``), its host kept for
+    the allow-list (``webhook_host``). Secrets are write-only: a contact given back with its
+    webhook as shown keeps the stored URL, one given without ``secret`` keeps the stored secret
+    (``secret: ""`` removes it); a value equal to the stored one keeps its stored token, so a
+    re-import changes nothing."""
+    out = []
+    for c in contacts:
+        d = c.model_dump(exclude_none=True, exclude={"webhook", "secret"})
+        same_role = [s for s in stored if s.get("role") == c.role and s.get("webhook_enc")]
+        old = None
+        if c.webhook is not None:
+            old = next((s for s in same_role if s.get("webhook") == c.webhook), None) or next(
+                (s for s in same_role if s.get("webhook") == redact_url(c.webhook)
+                 and secretbox.box().decrypt(s["webhook_enc"]) == c.webhook), None)
+            url = c.webhook if old is None else secretbox.box().decrypt(old["webhook_enc"])
+            d["webhook"] = redact_url(url)
+            d["webhook_host"] = (urlsplit(url).hostname or "").lower()
+            d["webhook_enc"] = old["webhook_enc"] if old is not None else secretbox.box().encrypt(url)
+        if c.secret:
+            keep = old is not None and old.get("secret_enc") and secretbox.box().decrypt(old["secret_enc"]) == c.secret
+            d["secret_enc"] = old["secret_enc"] if keep else secretbox.box().encrypt(c.secret)
+        elif c.secret is None and old is not None and old.get("secret_enc"):
+            d["secret_enc"] = old["secret_enc"]
+        out.append(d)
     return out
 
 

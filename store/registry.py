@@ -11,7 +11,6 @@ import collections
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
 
 import asyncpg
 import numpy as np
@@ -26,9 +25,9 @@ from domain.registry import (
     SensorTable,
     ZoneInfo,
 )
-from store import secretbox
+from store.contact_hosts import seal_contacts
 from store.registry_file import RegistryFile, RegistryFileError, region_ancestors
-from store.secretbox import SecretKeyError, redact_url
+from store.secretbox import SecretKeyError
 
 REGISTRY_CHANNEL = "yujing_registry"
 TABLES = ("regions", "enterprises", "zones", "gateways", "sensors", "hazard_sources")
@@ -183,35 +182,6 @@ async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport
     if hosts:  # proposed for the allow-list; nothing is sent there until an administrator approves
         await conn.execute("INSERT INTO webhook_hosts (host, proposed_by) SELECT unnest($1::text[]), 'registry import'"
                            " ON CONFLICT (host) DO NOTHING", sorted(hosts))
-
-
-def seal_contacts(contacts, stored: list[dict]) -> list[dict]:
-    """Contacts as stored: the webhook URL and the signing secret encrypted (``webhook_enc``,
-    ``secret_enc``), the URL shown only as scheme, host and path (``webhook``), its host kept for
-    the allow-list (``webhook_host``). Secrets are write-only: a contact given back with its
-    webhook as shown keeps the stored URL, one given without ``secret`` keeps the stored secret
-    (``secret: ""`` removes it); a value equal to the stored one keeps its stored token, so a
-    re-import changes nothing."""
-    out = []
-    for c in contacts:
-        d = c.model_dump(exclude_none=True, exclude={"webhook", "secret"})
-        same_role = [s for s in stored if s.get("role") == c.role and s.get("webhook_enc")]
-        old = None
-        if c.webhook is not None:
-            old = next((s for s in same_role if s.get("webhook") == c.webhook), None) or next(
-                (s for s in same_role if s.get("webhook") == redact_url(c.webhook)
-                 and secretbox.box().decrypt(s["webhook_enc"]) == c.webhook), None)
-            url = c.webhook if old is None else secretbox.box().decrypt(old["webhook_enc"])
-            d["webhook"] = redact_url(url)
-            d["webhook_host"] = (urlsplit(url).hostname or "").lower()
-            d["webhook_enc"] = old["webhook_enc"] if old is not None else secretbox.box().encrypt(url)
-        if c.secret:
-            keep = old is not None and old.get("secret_enc") and secretbox.box().decrypt(old["secret_enc"]) == c.secret
-            d["secret_enc"] = old["secret_enc"] if keep else secretbox.box().encrypt(c.secret)
-        elif c.secret is None and old is not None and old.get("secret_enc"):
-            d["secret_enc"] = old["secret_enc"]
-        out.append(d)
-    return out
 
 
 async def _enterprises(conn) -> set[str]:

@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from api.auth import audit, reading, require_key, writing
 from api.context import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from api.keys import ApiKey
+from api.routes.registry_scope import Forbidden, OutOfScope, entry_keys, import_scoped, visible_ids
 from api.scope import Scope
-from store.registry import REGISTRY_CHANNEL, import_registry
-from store.secretbox import redact_url
+from store.registry import REGISTRY_CHANNEL
 from store.registry_file import (
     EnterpriseEntry,
     GatewayEntry,
@@ -37,8 +37,8 @@ from store.registry_file import (
     ZoneEntry,
     parse_registry_document,
     parse_registry_file,
-    region_level,
 )
+from store.secretbox import redact_url
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
 
@@ -48,10 +48,6 @@ EnterpriseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 RegionCode = Annotated[str, Path(pattern=r"^[0-9]{6}$")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-
-
-class OutOfScope(LookupError):
-    """An entry lies outside the key's scope (answered 404, as if it did not exist)."""
 
 
 # --------------------------------------------------------------------------- entities
@@ -135,118 +131,6 @@ async def _get(conn, ent: Entity, scope: Scope, key_value) -> dict[str, Any] | N
 
 def _not_found(ent: Entity, key_value) -> HTTPException:
     return HTTPException(404, f"{ent.singular} {key_value} not found")
-
-
-# --------------------------------------------------------------------------- scoped import
-
-
-def _entry_keys(reg: RegistryFile) -> dict[str, list]:
-    return {
-        "regions": [r.code for r in reg.regions],
-        "enterprises": [e.id for e in reg.enterprises],
-        **{s: [(e.enterprise, e.id) for e in getattr(reg, s)] for s in ("zones", "gateways", "hazard_sources")},
-        "sensors": [(s.enterprise, s.id) for s in reg.sensors],
-    }
-
-
-async def _outside(conn, scope: Scope, reg: RegistryFile) -> str | None:
-    """After the import: the first entry outside the scope (None if all inside)."""
-    for section, keys in _entry_keys(reg).items():
-        if not keys:
-            continue
-        if section in ("regions", "enterprises"):
-            visible = await _visible(conn, scope, section, keys)
-            bad = next((k for k in keys if k not in visible), None)
-        else:
-            enterprises = sorted({e for e, _ in keys if e is not None})
-            visible = await _visible(conn, scope, "enterprises", enterprises)
-            bad = next((e for e, _ in keys if e not in visible), None)
-            section = f"{section} of enterprise"
-        if bad is not None:
-            return f"{section} {bad}"
-    return None
-
-
-async def _visible(conn, scope: Scope, section: str, keys: list[str]) -> set[str]:
-    """Those of ``keys`` (region codes or enterprise ids) that exist within the scope."""
-    if not keys:
-        return set()
-    args: list = [keys]
-    if section == "regions":
-        sql = f"SELECT t.code FROM regions t WHERE t.code = ANY($1::text[]) AND {scope.region_sql('t.code', args)}"
-    else:
-        sql = f"SELECT t.id FROM enterprises t WHERE t.id = ANY($1::text[]) AND {scope.enterprise_sql('t.id', args)}"
-    return {r[0] for r in await conn.fetch(sql, *args)}
-
-
-_LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
-
-
-def _check_region_parents(reg: RegistryFile) -> None:
-    """A region's parent must be of a higher level (province > city > county), so the tree can
-    have no cycle (the recursive views over it would never end)."""
-    for i, r in enumerate(reg.regions):
-        if r.parent is not None and _LEVEL_RANK[region_level(r.parent)] >= _LEVEL_RANK[r.level]:
-            raise RegistryFileError(f"regions[{i}] ({r.code}): parent {r.parent} is not of a higher level "
-                                    f"than {r.level}")
-
-
-class Forbidden(PermissionError):
-    """Inside the key's scope, but reserved to the province administrator (answered 403)."""
-
-
-async def import_scoped(conn, key: ApiKey, reg: RegistryFile):
-    """Import inside the caller's transaction. A key that is not the province administrator may
-    only change regions and enterprises that exist within its scope, without moving them (a
-    region's parent, an enterprise's region: both define other keys' scopes), and entries of
-    enterprises within its scope; anything not visible to it is 404 before any other check, so
-    its answers tell nothing about what exists outside its scope. After the import every entry
-    must still be within the scope."""
-    _check_region_parents(reg)
-    if not key.admin:
-        reg = await _checked_for(conn, key, reg)
-    report = await import_registry(conn, reg)
-    bad = await _outside(conn, key.scope, reg)
-    if bad is not None:
-        raise OutOfScope(f"{bad} not found in this key's scope")
-    return report
-
-
-async def _checked_for(conn, key: ApiKey, reg: RegistryFile) -> RegistryFile:
-    """``reg`` as a key below the administrator may import it (region parents it left out are
-    kept as they are); raises :class:`OutOfScope` or :class:`Forbidden`."""
-    scope = key.scope
-    codes = [r.code for r in reg.regions]
-    ids = [e.id for e in reg.enterprises]
-    owners = sorted({e.enterprise for s in ("zones", "gateways", "sensors", "hazard_sources")
-                     for e in getattr(reg, s) if e.enterprise is not None})
-    if not scope.province and any(s.enterprise is None for s in reg.sensors):
-        raise RegistryFileError("sensors: give each entry's enterprise (keys scoped below the province must)")
-    for section, keys in (("regions", codes), ("enterprises", ids), ("enterprises", owners)):
-        visible = await _visible(conn, scope, section, keys)
-        missing = next((k for k in keys if k not in visible), None)
-        if missing is None:
-            continue
-        if scope.province and section == "regions" or scope.province and keys is ids:
-            raise Forbidden(f"only a province administrator creates {section} ({missing} does not exist)")
-        if scope.province:
-            continue  # a child of an enterprise that does not exist: the import names it (422)
-        raise OutOfScope(f"{section} {missing} not found in this key's scope")
-    parents = {r["code"]: r["parent"] for r in await conn.fetch(
-        "SELECT code, parent FROM regions WHERE code = ANY($1::text[])", codes)} if codes else {}
-    regions = []
-    for r in reg.regions:
-        if r.parent is not None and r.parent != parents[r.code]:
-            raise Forbidden(f"only a province administrator changes a region's parent ({r.code})")
-        regions.append(r.model_copy(update={"parent": parents[r.code]}))
-    current = {r["id"]: r for r in await conn.fetch(
-        "SELECT id, region, risk_colour FROM enterprises WHERE id = ANY($1::text[])", ids)} if ids else {}
-    for e in reg.enterprises:
-        if e.region != current[e.id]["region"]:
-            raise Forbidden(f"only a province administrator moves an enterprise to another region ({e.id})")
-        if scope.kind == "enterprise" and e.risk_colour != current[e.id]["risk_colour"]:
-            raise Forbidden("an enterprise's key may not change its assessed risk colour (静态评估 is the regulator's)")
-    return reg.model_copy(update={"regions": regions})
 
 
 async def _bump_version(conn) -> int:
@@ -397,13 +281,13 @@ async def _check_create(conn, ent: Entity, key: ApiKey, body: BaseModel, ident: 
     only; then 409 if the entry exists."""
     if ent.section in ("regions", "enterprises"):
         if not key.admin:
-            visible = await _visible(conn, key.scope, ent.section, [ident])
+            visible = await visible_ids(conn, key.scope, ent.section, [ident])
             if visible:
                 raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
             if key.scope.province:
                 raise Forbidden(f"only a province administrator creates {ent.section}")
             raise OutOfScope(f"{ent.singular} {ident} not found in this key's scope")
-    elif body.enterprise is not None and not await _visible(conn, key.scope, "enterprises", [body.enterprise]):
+    elif body.enterprise is not None and not await visible_ids(conn, key.scope, "enterprises", [body.enterprise]):
         if not key.scope.province:
             raise OutOfScope(f"enterprise {body.enterprise} not found in this key's scope")
     if await _exists(conn, ent, body):
@@ -487,5 +371,5 @@ async def import_file(request: Request) -> dict[str, Any]:
     async with writing(request) as conn:
         report = await import_scoped(conn, key, reg)
         await audit(conn, key, "registry.import", "registry",
-                    {"summary": report.summary(), "entries": {k: len(v) for k, v in _entry_keys(reg).items()}})
+                    {"summary": report.summary(), "entries": {k: len(v) for k, v in entry_keys(reg).items()}})
     return _report(report)

@@ -261,3 +261,29 @@ async def test_sessions_capped_per_key_and_closed_within_10_s_of_revocation(serv
         assert "4403" in _close_code(ws1)
         assert time.monotonic() - revoked <= 10.0
         assert "4403" in _close_code(ws2)
+
+
+def test_log_filter_scrubs_messages_arguments_and_tracebacks(caplog):
+    import logging
+
+    from api.redact import RedactingFilter
+
+    key = "yj_" + "k" * 43
+    handler = logging.Handler()
+    handler.addFilter(RedactingFilter())
+    seen = []
+    handler.emit = lambda record: seen.append(logging.Formatter().format(record))
+    log = logging.getLogger("test.redact")
+    log.addHandler(handler)
+    try:
+        log.warning("handshake %s", f"/api/v1/live/ws?api_key={key}&ticket=yjt_abcdefghijkl")
+        try:
+            raise ValueError(f"bad contact {DINGTALK} {SIGNING} postgresql://u:pw0rd@h/db")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    text = "\n".join(seen)
+    assert "ValueError" in text and "handshake" in text
+    for secret in (key, "yjt_abcdefghijkl", "TOKEN0123", SIGNING, "pw0rd"):
+        assert secret not in text, secret
