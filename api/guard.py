@@ -149,7 +149,7 @@ class Guard:
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await _answer(send, 413, f"request bodies of {method} {path} are limited to {limit} bytes")
-        state = {"started": False, "answered": False, "bytes": 0}
+        state = {"started": False, "answered": False, "bytes": 0, "body_done": False}
 
         async def refuse(status: int, detail: str) -> dict:
             """Answer now, and tell the route the client went away (it may catch any error)."""
@@ -159,12 +159,15 @@ class Guard:
             return {"type": "http.disconnect"}
 
         async def limited_receive():
+            if state["body_done"] or state["started"]:  # e.g. a stream waiting for the client to leave
+                return await receive()
             try:
                 async with asyncio.timeout(self.settings.body_idle_s):
                     message = await receive()
             except TimeoutError:
                 return await refuse(408, f"no request body data for {self.settings.body_idle_s:g} s")
             if message["type"] == "http.request":
+                state["body_done"] = not message.get("more_body", False)
                 state["bytes"] += len(message.get("body", b""))
                 if state["bytes"] > limit:
                     return await refuse(413, f"request bodies of {method} {path} are limited to {limit} bytes")

@@ -287,3 +287,21 @@ def test_log_filter_scrubs_messages_arguments_and_tracebacks(caplog):
     assert "ValueError" in text and "handshake" in text
     for secret in (key, "yjt_abcdefghijkl", "TOKEN0123", SIGNING, "pw0rd"):
         assert secret not in text, secret
+
+
+def test_a_stream_outlives_the_body_idle_timeout(db_url, seeded):
+    """The body timeout bounds a request's body only, never a response that streams for long."""
+    server = ApiServer(db_url, settings=ApiSettings(live_heartbeat_s=0.5, guard=GuardSettings(body_idle_s=0.5))).start()
+    try:
+        t = ticket(server.url, seeded["keys"]["ent_a"])
+        with httpx.Client(base_url=server.url, timeout=10) as c, \
+                c.stream("GET", "/api/v1/live/sse", params={"ticket": t, "readings": "false"}) as r:
+            started = time.monotonic()
+            beats = 0
+            for line in r.iter_lines():
+                beats += line.startswith(": heartbeat")
+                if time.monotonic() - started > 2.5:
+                    break
+            assert beats >= 3
+    finally:
+        server.stop()
