@@ -35,3 +35,21 @@ def test_create_prints_key_once_and_stores_only_its_hash(db_url, seeded):
     assert bad.exit_code == 2
     missing = runner.invoke(app, ["create", "--scope", "enterprise:NOPE", "--database-url", db_url])
     assert missing.exit_code == 2 and "not in the registry" in missing.output
+
+
+def test_only_a_province_key_is_an_administrator(db_url, seeded):
+    runner = CliRunner()
+    bad = runner.invoke(app, ["create", "--scope", "city:360100", "--admin", "--database-url", db_url])
+    assert bad.exit_code == 2 and "only a province key" in bad.output
+    ok = runner.invoke(app, ["create", "--scope", "province", "--admin", "--name", "省厅管理员",
+                             "--live-sessions", "5", "--database-url", db_url])
+    assert ok.exit_code == 0, ok.output
+
+    async def stored():
+        conn = await asyncpg.connect(db_url)
+        try:
+            return await conn.fetchrow("SELECT admin, live_sessions FROM api_keys WHERE name = '省厅管理员'")
+        finally:
+            await conn.close()
+
+    assert tuple(asyncio.run(stored())) == (True, 5)
