@@ -3,6 +3,7 @@
 #
 #   make run        setup, migrate, then `yujing demo`: the service, a simulated fleet, the dashboard
 #   make test       setup, then pytest $(PYTEST_ARGS)
+#   make test-security  setup, then issue 12's checks (pytest -m security; .ci/run runs it last)
 #   make setup      system packages, PostgreSQL + TimescaleDB (tuned), database, .venv, broker
 #   make bench      setup, then every bench/*.py
 #   make broker / broker-stop    the project's Mosquitto on 127.0.0.1:$(BROKER_PORT)
@@ -12,7 +13,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 .PHONY: help setup setup-apt setup-postgres setup-timescaledb setup-pgtune setup-database \
-        setup-python setup-npm broker broker-stop run test bench clean
+        setup-python setup-npm broker broker-stop run test test-security bench clean
 
 PYTHON      ?= python3
 PYTEST_ARGS ?=
@@ -40,7 +41,7 @@ TEST_ENV := YUJING_TEST_DATABASE_ADMIN_URL="$${YUJING_TEST_DATABASE_ADMIN_URL:-p
             YUJING_TEST_MOSQUITTO_RENDER="$(CURDIR)/deploy/mosquitto/render.sh"
 
 help:
-	@sed -n '1,10s/^# \{0,1\}//p' Makefile
+	@sed -n '1,11s/^# \{0,1\}//p' Makefile
 
 setup: setup-apt setup-postgres setup-timescaledb setup-pgtune setup-database setup-python setup-npm broker
 	@rm -f /tmp/yujing-apt-updated.$(YUJING_SETUP_ID)
@@ -80,6 +81,13 @@ run: setup
 test: setup
 	@echo "pytest $(PYTEST_ARGS)  (YUJING_MQTT_URL=$$YUJING_MQTT_URL)"
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The scope matrix over every route and method (foreign ids in paths and bodies), body limits and
+# hostile YAML, secrets in a real service's log, the brute-force throttle: every test marked
+# `security` (README → Security). .ci/run runs `make test` without them, then this.
+test-security: setup
+	@echo "pytest -m security"
+	@$(TEST_ENV) $(VENV)/bin/python -m pytest -m security $(PYTEST_ARGS)
 
 bench: setup
 	@shopt -s nullglob; for f in bench/*.py; do \

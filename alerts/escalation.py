@@ -16,7 +16,6 @@ a silence or a maintenance window postpones it. Targets:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ import asyncpg
 from alerts.lifecycle import Alert, State
 from alerts.policy import EscalationStep, Policy
 from domain.registry import RegistrySnapshot
+from store.contact_hosts import escalation_contacts
 
 LEVEL_ZH = {"county": "县级监测中心", "city": "市级监测中心", "province": "省级监测中心"}
 
@@ -91,17 +91,17 @@ class Escalator:
             role = step.target[11:]
             if not alert.enterprise:
                 return []
-            raw = await conn.fetchval("SELECT contacts::text FROM enterprises WHERE id = $1", alert.enterprise)
             out = []
-            for c in json.loads(raw or "[]"):
-                if c.get("role") != role or not c.get("webhook"):
+            # only contacts on hosts a province administrator approved (issue 12: SSRF)
+            for c in await escalation_contacts(conn, alert.enterprise):
+                if c.get("role") != role:
                     continue
                 url = c["webhook"]
                 out.append(Target(
                     label=f"{step.target} {c.get('name') or ''}".strip(),
                     label_zh=f"企业{'安全员' if role == 'safety_officer' else role} {c.get('name') or ''}".strip(),
                     contact={"type": contact_type(url), "url": url, "secret": c.get("secret"), "role": role,
-                             "name": c.get("name")},
+                             "name": c.get("name"), "secret_enc": c.get("secret_enc")},
                 ))
             return out
         earlier = {r for s in chain[:index] for r in self._receivers_of(alert, s, registry)}

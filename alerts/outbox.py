@@ -30,6 +30,7 @@ from alerts.policy import (
     WebhookChannel,
     WeComChannel,
 )
+from store import secretbox
 
 log = logging.getLogger("yujing.alerts.outbox")
 
@@ -133,7 +134,13 @@ def contact_channel(target: dict[str, Any]) -> Channel | None:
     """A channel for a registry contact (escalation to an enterprise's safety officer)."""
     url = target.get("url")
     if target.get("type") == "dingtalk" and url:
-        return DingTalkChannel(name="contact", url=url, secret=target.get("secret"))
+        # the signing secret is stored encrypted and decrypted only here, as it is sent
+        try:
+            secret = target.get("secret") or secretbox.decrypt_optional(target.get("secret_enc"))
+        except secretbox.SecretKeyError as exc:
+            log.error("contact %s: %s", target.get("role"), exc)
+            return None
+        return DingTalkChannel(name="contact", url=url, secret=secret)
     if target.get("type") == "wecom" and url:
         return WeComChannel(name="contact", url=url)
     if target.get("type") == "webhook" and url:

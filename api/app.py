@@ -9,6 +9,7 @@ absent or outside the key's scope, 409 for conflicts (a transition not allowed n
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -22,10 +23,24 @@ from alerts import load_policy
 from alerts.lifecycle import AlertNotFound, TransitionError, VersionConflict
 from alerts.silences import SilenceError, SilenceNotFound
 from api.context import ApiContext
+from api.guard import FailureThrottle, Guard
 from api.keys import KeyStore
 from api.ratelimit import RateLimiter
-from api.routes import alerting, dashboard, docs, gateway_credentials, live, ops, registry, riskmap, telemetry
-from api.routes.registry import OutOfScope
+from api.sessions import LiveSessions
+from api.tickets import TicketBook
+from api.routes import (
+    alerting,
+    dashboard,
+    docs,
+    gateway_credentials,
+    live,
+    ops,
+    registry,
+    riskmap,
+    telemetry,
+    webhook_hosts,
+)
+from api.routes.registry_scope import Forbidden, OutOfScope
 from store.registry_file import RegistryFileError
 
 log = logging.getLogger("yujing.api")
@@ -36,8 +51,8 @@ request_seconds = Histogram("yujing_api_request_seconds", "HTTP request time", [
 
 DESCRIPTION = """预警 yujing: telemetry and early warning for provincial work-safety monitoring.
 
-Every `/api` call needs an API key (`X-API-Key: yj_…` or `Authorization: Bearer yj_…`; streams
-also take `?api_key=`). A key has a scope — the province, a city or county, or one enterprise —
+Every `/api` call needs an API key (`X-API-Key: yj_…` or `Authorization: Bearer yj_…`); the live
+feeds take a one-use ticket instead (`POST /api/v1/live/ticket`, then `?ticket=`). A key has a scope — the province, a city or county, or one enterprise —
 and sees nothing outside it: ids outside the scope answer 404, as if absent. Keys are created with
 `yujing keys create --scope …`; each write is recorded with its key; requests are rate-limited per key.
 """
@@ -81,14 +96,24 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.keys = KeyStore(ctx.pool)
     app.state.limiter = RateLimiter()
+    app.state.tickets = TicketBook()
+    app.state.import_slots = asyncio.Semaphore(1)  # registry files parsed at once (api.routes.registry)
+    app.state.live_sessions = LiveSessions(ctx.pool)
+    guard = ctx.settings.guard
+    app.state.auth_throttle = FailureThrottle(guard.auth_failures_burst, guard.auth_failures_per_s)
     for r in (ops.router, registry.router, gateway_credentials.router, telemetry.router, alerting.router,
-              riskmap.router, live.router, dashboard.router, docs.router):
+              riskmap.router, live.router, webhook_hosts.router, dashboard.router, docs.router):
         app.include_router(r)
-    app.add_middleware(_Metrics)
+    app.add_middleware(Guard, keys=lambda: app.state.keys, throttle=app.state.auth_throttle, settings=guard)
+    app.add_middleware(_Metrics)  # outermost: counts what the guard refused too
 
     @app.exception_handler(OutOfScope)
     async def _out_of_scope(request: Request, exc: OutOfScope):
         return _error(404, str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden):
+        return _error(403, str(exc))
 
     @app.exception_handler(AlertNotFound)
     @app.exception_handler(SilenceNotFound)

@@ -21,25 +21,43 @@ def context(request: Request | WebSocket) -> ApiContext:
     return request.app.state.ctx
 
 
-def _token(request: Request | WebSocket, allow_query: bool) -> str | None:
+def _token(request: Request | WebSocket) -> str | None:
     auth = request.headers.get("authorization")
     if auth and auth.lower().startswith("bearer "):
         return auth[7:].strip()
     token = request.headers.get(HEADER.lower())
     if token:
         return token.strip()
-    if allow_query:  # browsers cannot set headers on WebSocket or EventSource
-        return request.query_params.get("api_key")
     return None
 
 
-async def authenticate(request: Request | WebSocket, allow_query: bool = False) -> ApiKey | None:
-    """The request's key, or None when it has none or an unknown or revoked one."""
-    token = _token(request, allow_query)
+async def authenticate(request: Request | WebSocket) -> ApiKey | None:
+    """The request's key, or None when it has none or an unknown or revoked one. The front door
+    (``api.guard``) has looked it up already for every ``/api/v1`` route that needs one."""
+    key = request.scope.get("state", {}).get("key")
+    if key is not None:
+        return key
+    token = _token(request)
     if not token:
         return None
     store: KeyStore = request.app.state.keys
     return await store.lookup(token)
+
+
+async def redeem_ticket(request: Request | WebSocket) -> ApiKey | None:
+    """The key of a live feed's ``?ticket=`` (``api.tickets``): None if the ticket is unknown,
+    used, expired, its key revoked, or its address throttled after failed attempts."""
+    from api.guard import client_address
+
+    throttle = request.app.state.auth_throttle
+    address = client_address(request.scope)
+    if throttle.wait_s(address) > 0:
+        return None
+    digest = request.app.state.tickets.redeem(request.query_params.get("ticket"))
+    key = None if digest is None else await request.app.state.keys.lookup_digest(digest)
+    if key is None:
+        throttle.failed(address)
+    return key
 
 
 def check_rate(request: Request | WebSocket, key: ApiKey) -> None:
@@ -61,12 +79,12 @@ async def require_key(request: Request) -> ApiKey:
     return key
 
 
-async def require_stream_key(request: Request) -> ApiKey:
-    """As :func:`require_key`, also accepting ``?api_key=`` (for EventSource)."""
-    key = await authenticate(request, allow_query=True)
+async def require_ticket(request: Request) -> ApiKey:
+    """For the SSE feed: the key of its ``?ticket=`` (POST /api/v1/live/ticket gives one)."""
+    key = await redeem_ticket(request)
     if key is None:
-        raise HTTPException(401, "an API key is needed (header X-API-Key, or ?api_key= for streams)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "a live-feed ticket is needed (?ticket=, from POST /api/v1/live/ticket; "
+                                 "tickets are used once, within 30 s)")
     check_rate(request, key)
     return key
 
@@ -88,7 +106,11 @@ async def writing(request: Request) -> AsyncIterator[asyncpg.Connection]:
 
 async def audit(conn: asyncpg.Connection, key: ApiKey, action: str, target: str,
                 detail: dict[str, Any] | None = None) -> None:
-    """Record a write with the key that made it, in the write's own transaction."""
+    """Record a write with the key that made it, in the write's own transaction. Secrets are
+    never recorded (:func:`api.redact.scrub_secrets`)."""
+    from api.redact import scrub_secrets
+
+    detail = scrub_secrets(detail or {})
     await conn.execute(
         "INSERT INTO api_write_audit (key_id, action, target, detail) VALUES ($1, $2, $3, $4::text::jsonb)",
         key.id, action, target, json.dumps(detail or {}, ensure_ascii=False, default=str),

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from alerts import Policy
+from api.guard import GuardSettings
 from api.live import ReadingHub
 from domain.registry import RegistrySnapshot
 
@@ -35,7 +36,13 @@ POOL_SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 # hundred bytes, a few per second per client, and compressing each was 40 % of the API's time on
 # the service's event loop with 500 clients at full ingest (py-spy) — CPU and GIL time taken from
 # ingest to save bandwidth no one lacks.
-SERVER_OPTIONS = {"ws_per_message_deflate": False}
+#
+# Bounds against slow or greedy clients (issue 12): an idle keep-alive connection is closed after
+# 5 s; request headers are at most 16 KiB (h11's incomplete-event limit); a WebSocket message from
+# a client at most 64 KiB (clients send nothing but a close); at most 2,000 connections at once
+# (beyond, 503). uvicorn has no timeout for reading headers: the reverse proxy's (README → Security).
+SERVER_OPTIONS = {"ws_per_message_deflate": False, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": 16 * 1024,
+                  "ws_max_size": 64 * 1024, "limit_concurrency": 2000}
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
@@ -52,6 +59,7 @@ class ApiSettings:
     live_max_sensors: int = DEFAULT_LIVE_MAX_SENSORS
     live_heartbeat_s: float = 15.0
     statement_timeout_s: float = 30.0
+    guard: GuardSettings = GuardSettings()  # per-address connections, auth throttle, body limits
     # where `npm install` put echarts (deploy/setup/npm.sh installs into the repository root)
     node_modules: Path = REPO_ROOT / "node_modules"
     # who reads /metrics and the API docs without a key: loopback | everyone | nobody (api/keyless.py)

@@ -25,6 +25,7 @@ CACHE_S = 10.0
 CACHE_MAX = 10_000
 DEFAULT_RATE_PER_S = 50.0
 DEFAULT_BURST = 200
+DEFAULT_LIVE_SESSIONS = 20  # live feeds (WebSocket + SSE) one key may hold open at once
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class ApiKey:
     scope: Scope
     rate_per_s: float
     burst: int
+    admin: bool = False  # a province administrator (regions, enterprises, parents, webhook hosts)
+    live_sessions: int = DEFAULT_LIVE_SESSIONS
+    digest: str = ""  # SHA-256 of the plain key: how live sessions find their key again
 
     @property
     def actor(self) -> str:
@@ -50,17 +54,26 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+class AdminScopeError(ValueError):
+    """A key that cannot exist (an administrator below the province)."""
+
+
 async def create_key(conn: asyncpg.Connection, scope: Scope, name: str | None = None, *,
-                     rate_per_s: float = DEFAULT_RATE_PER_S, burst: int = DEFAULT_BURST) -> tuple[str, ApiKey]:
+                     rate_per_s: float = DEFAULT_RATE_PER_S, burst: int = DEFAULT_BURST, admin: bool = False,
+                     live_sessions: int = DEFAULT_LIVE_SESSIONS) -> tuple[str, ApiKey]:
     """Store a new key; returns (the plain key, to show once; its record)."""
+    if admin and not scope.province:
+        raise AdminScopeError("only a province key can be an administrator")
     plain = new_key()
     prefix = plain[:PREFIX_CHARS]
     row = await conn.fetchrow(
-        """INSERT INTO api_keys (prefix, key_sha256, name, scope_kind, scope_id, rate_per_s, burst)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
-        prefix, hash_key(plain), name or f"{scope}", scope.kind, scope.id, rate_per_s, burst,
+        """INSERT INTO api_keys (prefix, key_sha256, name, scope_kind, scope_id, rate_per_s, burst, admin,
+                                  live_sessions)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
+        prefix, hash_key(plain), name or f"{scope}", scope.kind, scope.id, rate_per_s, burst, admin, live_sessions,
     )
-    return plain, ApiKey(row["id"], prefix, name or f"{scope}", scope, rate_per_s, burst)
+    return plain, ApiKey(row["id"], prefix, name or f"{scope}", scope, rate_per_s, burst, admin, live_sessions,
+                         hash_key(plain))
 
 
 async def revoke_key(conn: asyncpg.Connection, key_id: int) -> bool:
@@ -102,7 +115,10 @@ class KeyStore:
     async def lookup(self, plain: str) -> ApiKey | None:
         if not plain.startswith(KEY_PREFIX) or len(plain) > 100:
             return None
-        digest = hash_key(plain)
+        return await self.lookup_digest(hash_key(plain))
+
+    async def lookup_digest(self, digest: str) -> ApiKey | None:
+        """The key with this SHA-256, if it is still valid (cached for ``cache_s``)."""
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
@@ -110,11 +126,12 @@ class KeyStore:
         async with self._pool.acquire(timeout=10) as conn:
             row = await conn.fetchrow(
                 """UPDATE api_keys SET last_used_at = now() WHERE key_sha256 = $1 AND revoked_at IS NULL
-                   RETURNING id, prefix, name, scope_kind, scope_id, rate_per_s, burst""", digest, timeout=10,
+                   RETURNING id, prefix, name, scope_kind, scope_id, rate_per_s, burst, admin, live_sessions""",
+                digest, timeout=10,
             )
         key = None if row is None else ApiKey(
             row["id"], row["prefix"], row["name"], Scope(row["scope_kind"], row["scope_id"]),
-            float(row["rate_per_s"]), int(row["burst"]),
+            float(row["rate_per_s"]), int(row["burst"]), row["admin"], int(row["live_sessions"]), digest,
         )
         if len(self._cache) >= CACHE_MAX:
             self._cache.clear()

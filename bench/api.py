@@ -146,7 +146,8 @@ async def existing(db_url: str) -> tuple[dict, int, list[int]]:
     try:
         keys = {}
         for name, scope in (("province", "province"), ("ent_a", "enterprise:EA1")):
-            keys[name], _ = await create_key(conn, Scope.parse(scope), name, rate_per_s=1000, burst=5000)
+            keys[name], _ = await create_key(conn, Scope.parse(scope), name, rate_per_s=1000, burst=5000,
+                                             live_sessions=10_000)
         target = await conn.fetchval("SELECT id FROM sensors WHERE enterprise = 'EA1' AND code = 'CH4-0101'")
         others = [r["id"] for r in await conn.fetch("SELECT id FROM sensors WHERE code LIKE 'B%' ORDER BY id")]
         last = await conn.fetchval("SELECT max(bucket) FROM readings_1h WHERE sensor = $1", target)
@@ -228,6 +229,16 @@ def _backend_cpu_s(db_url: str) -> dict[int, float]:
     return out
 
 
+async def _ticket(url: str, key: str) -> str:
+    """A one-use live-feed ticket (the key never goes in the URL)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.post(f"{url}/api/v1/live/ticket", headers={"X-API-Key": key})
+        r.raise_for_status()
+        return r.json()["ticket"]
+
+
 def _live_clients_in_child(url: str, key: str, sensors: list[int], clients: int, seconds: float, ready, go) -> dict:
     """`clients` WebSocket clients, each on 10 sensors' readings and its enterprise's alerts."""
     from websockets.asyncio.client import connect
@@ -238,7 +249,7 @@ def _live_clients_in_child(url: str, key: str, sensors: list[int], clients: int,
     async def client(i: int) -> None:
         chosen = all_sensors[(i * 10 + np.arange(10)) % all_sensors.size]
         q = "&".join(f"sensor={s}" for s in chosen.tolist())
-        url_i = url.replace("http", "ws") + f"/api/v1/live/ws?api_key={key}&{q}"  # alerts: the key's enterprise
+        url_i = url.replace("http", "ws") + f"/api/v1/live/ws?ticket={await _ticket(url, key)}&{q}"  # alerts: the key's enterprise
         async with connect(url_i, open_timeout=120, max_queue=None) as ws:
             await ws.recv()
             stats["connected"] += 1
@@ -321,7 +332,7 @@ def _service_clients(http_port: int, keys: dict[str, str], sensors: dict[str, li
         own = sensors[e]
         chosen = [own[(i // len(enterprises) * 10 + k) % len(own)] for k in range(10)]
         q = "&".join(f"sensor={s}" for s in chosen)
-        url = f"ws://127.0.0.1:{http_port}/api/v1/live/ws?api_key={keys[e]}&{q}"
+        url = f"ws://127.0.0.1:{http_port}/api/v1/live/ws?ticket={await _ticket(f'http://127.0.0.1:{http_port}', keys[e])}&{q}"
         try:
             async with connect(url, open_timeout=120, max_queue=None) as ws:
                 await ws.recv()

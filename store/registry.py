@@ -25,7 +25,9 @@ from domain.registry import (
     SensorTable,
     ZoneInfo,
 )
+from store.contact_hosts import seal_contacts
 from store.registry_file import RegistryFile, RegistryFileError, region_ancestors
+from store.secretbox import SecretKeyError
 
 REGISTRY_CHANNEL = "yujing_registry"
 TABLES = ("regions", "enterprises", "zones", "gateways", "sensors", "hazard_sources")
@@ -156,11 +158,20 @@ async def _import_regions(conn, registry: RegistryFile, report: ImportReport) ->
 
 async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport) -> None:
     regions = {r["code"] for r in await conn.fetch("SELECT code FROM regions")}
+    ids = [e.id for e in registry.enterprises]
+    stored = {r["id"]: json.loads(r["contacts"]) for r in await conn.fetch(
+        "SELECT id, contacts::text AS contacts FROM enterprises WHERE id = ANY($1::text[])", ids)} if ids else {}
     rows = []
+    hosts: set[str] = set()
     for i, e in enumerate(registry.enterprises):
         if e.region not in regions:
             raise RegistryFileError(f"enterprises[{i}] ({e.id}): region {e.region} is not registered")
-        contacts = json.dumps([c.model_dump(exclude_none=True) for c in e.contacts], ensure_ascii=False)
+        try:
+            sealed = seal_contacts(e.contacts, stored.get(e.id, []))
+        except SecretKeyError as exc:
+            raise RegistryFileError(f"enterprises[{i}] ({e.id}).contacts: {exc}") from None
+        hosts.update(c["webhook_host"] for c in sealed if c.get("webhook_host"))
+        contacts = json.dumps(sealed, ensure_ascii=False)
         rows.append((e.id, e.name, e.region, e.industry.value, e.risk_colour, e.risk_assessed_on, contacts, e.active))
     await _upsert(
         conn, "enterprises", ["id"],
@@ -168,6 +179,9 @@ async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport
          ("risk_assessed_on", "date"), ("contacts", "jsonb"), ("active", "boolean")],
         rows, report.changes["enterprises"],
     )
+    if hosts:  # proposed for the allow-list; nothing is sent there until an administrator approves
+        await conn.execute("INSERT INTO webhook_hosts (host, proposed_by) SELECT unnest($1::text[]), 'registry import'"
+                           " ON CONFLICT (host) DO NOTHING", sorted(hosts))
 
 
 async def _enterprises(conn) -> set[str]:

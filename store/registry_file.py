@@ -3,6 +3,10 @@
 ``parse_registry_file`` is pure: it returns validated entries or raises :class:`RegistryFileError`
 naming the wrong entry. Cross-references to rows already in the database are checked by
 ``store.registry.import_registry`` inside its transaction.
+
+Hostile files (issue 12): YAML aliases are refused (an alias bomb of a few hundred bytes expands
+to gigabytes; without aliases a document has at most as many nodes as it has bytes), no entry
+takes fields it does not know, and every string and list has a bound.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from domain.topics import is_valid_id
 
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 RegionCode = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Short = Annotated[str, Field(max_length=64)]
+Url = Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$")]
+MAX_CONTACTS = 20
+MAX_LINKS = 10_000  # adjacent zones, a hazard source's sensors
 
 
 class RegistryFileError(FixConfiguration):
@@ -32,7 +41,7 @@ class _Entry(BaseModel):
 
 class RegionEntry(_Entry):
     code: RegionCode
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     parent: RegionCode | None = None
 
     @property
@@ -40,39 +49,43 @@ class RegionEntry(_Entry):
         return region_level(self.code)
 
 
-class Contact(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, coerce_numbers_to_str=True)
-    role: str
-    name: str | None = None
-    phone: str | None = None
-    webhook: str | None = None
-    email: str | None = None
+class Contact(_Entry):
+    """An escalation contact. ``webhook`` (a DingTalk or WeCom robot, or any https endpoint) and
+    ``secret`` (DingTalk's signing secret) are stored encrypted and never shown again
+    (``store.secretbox``); escalation sends only to hosts a province administrator approved."""
+
+    role: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(max_length=100)] | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    webhook: Url | None = None
+    secret: Annotated[str, Field(max_length=256)] | None = None
+    email: Annotated[str, Field(max_length=254)] | None = None
 
 
 class EnterpriseEntry(_Entry):
     id: Code
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     region: RegionCode
     industry: Industry
     risk_colour: Literal["red", "orange", "yellow", "blue"] | None = None
     risk_assessed_on: dt.date | None = None
-    contacts: list[Contact] = []
+    contacts: Annotated[list[Contact], Field(max_length=MAX_CONTACTS)] = []
     active: bool = True
 
 
 class ZoneEntry(_Entry):
     id: Code
     enterprise: Code
-    name: str | None = None
-    kind: str | None = None
-    adjacent: list[Code] = []
+    name: Name | None = None
+    kind: Short | None = None
+    adjacent: Annotated[list[Code], Field(max_length=MAX_LINKS)] = []
     active: bool = True
 
 
 class GatewayEntry(_Entry):
     id: Code
     enterprise: Code
-    name: str | None = None
+    name: Name | None = None
     zone: Code | None = None
     expected_interval_s: Annotated[float, Field(gt=0)] = 60.0
     active: bool = True
@@ -82,14 +95,14 @@ class SensorEntry(_Entry):
     id: Code
     gateway: Code
     enterprise: Code | None = None
-    kind: str
-    unit: str | None = None
-    location: str = ""
-    location_class: str = ""
+    kind: Short
+    unit: Annotated[str, Field(max_length=32)] | None = None
+    location: Annotated[str, Field(max_length=200)] = ""
+    location_class: Annotated[str, Field(max_length=16)] = ""
     zone: Code | None = None
     expected_interval_s: Annotated[float, Field(gt=0)] | None = None
     range: tuple[float, float] | None = None
-    setpoints: dict[str, float] = {}
+    setpoints: Annotated[dict[Short, float], Field(max_length=16)] = {}
     active: bool = True
 
     @field_validator("kind")
@@ -109,9 +122,9 @@ class SensorEntry(_Entry):
 class HazardSourceEntry(_Entry):
     id: Code
     enterprise: Code
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     level: Annotated[int, Field(ge=1, le=4)]  # 一级 … 四级
-    sensors: list[Code] = []
+    sensors: Annotated[list[Code], Field(max_length=MAX_LINKS)] = []
     active: bool = True
 
 
@@ -155,11 +168,22 @@ def parse_registry_document(doc: Any) -> RegistryFile:
     return parsed
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader, refusing aliases (``*name``, and merge keys ``<<: *name`` with them)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted in registry files",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def parse_registry_file(text: str) -> RegistryFile:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
-        raise RegistryFileError(f"not valid YAML: {exc}") from None
+        raise RegistryFileError(f"not valid YAML: {str(exc)[:500]}") from None
     return parse_registry_document(doc)
 
 

@@ -161,6 +161,23 @@ def registry_import(
     _run(main())
 
 
+@registry_app.command("rotate-secrets")
+def registry_rotate_secrets(config: ConfigOption = None) -> None:
+    """Re-encrypt contacts' webhooks and secrets with the first key of YUJING_SECRET_KEYS."""
+    settings = _settings(config)
+
+    async def main() -> None:
+        from store.secretbox import rotate_contacts
+
+        conn = await _connect(settings)
+        try:
+            typer.echo(f"{await rotate_contacts(conn)} secrets re-encrypted with the first key")
+        finally:
+            await conn.close()
+
+    _run(main())
+
+
 
 
 def main() -> None:  # pragma: no cover

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from api.redact import RedactingFilter
+
 
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     renderer = (
@@ -25,6 +27,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())  # no API key, ticket or robot secret in any line (issue 12)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -8,9 +8,13 @@ connects (sensors registered later need a reconnect); with no sensor, enterprise
 every sensor in scope (at most ``live_max_sensors``). Alert events are filtered in process against
 the scope (the registry's region tree) and the subscription.
 
+Authentication: ``POST /api/v1/live/ticket`` with the key in a header gives a one-use ticket,
+valid 30 s, passed as ``?ticket=`` (the key itself never goes in a URL: URLs are logged).
+
 Each client has a bounded queue. One that falls behind is told why and disconnected: WebSocket
-close code 4408 with the reason, or an SSE ``closed`` event. Other close codes: 4401 no valid key,
-4422 a bad subscription, 4429 the key's rate limit.
+close code 4408 with the reason, or an SSE ``closed`` event. Other close codes: 4401 no valid
+ticket, 4403 the key was revoked (within 10 s of it), 4422 a bad subscription, 4429 the key's rate
+limit or its cap on live sessions (``api.sessions``).
 """
 
 import asyncio
@@ -21,13 +25,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 
 from alerts.colours import Colour
-from api.auth import authenticate, check_rate, require_stream_key
+from api.auth import check_rate, redeem_ticket, require_key, require_ticket
 from api.keys import ApiKey
 from api.live import Closed, ReadingClient
+from api.sessions import CHECK_S, LiveSessions, TooManySessions
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 
 CLOSE_NO_KEY = 4401
+CLOSE_REVOKED = 4403
+KEY_REVOKED = "the key was revoked"
 CLOSE_BAD_SUBSCRIPTION = 4422
 CLOSE_FELL_BEHIND = 4408
 CLOSE_RATE_LIMITED = 4429
@@ -203,42 +210,60 @@ async def open_session(ctx, key: ApiKey, sub: Subscription) -> tuple[LiveSession
     return LiveSession(readings, alerts), hello
 
 
+@router.post("/ticket", summary="A one-use ticket (30 s) for the live feeds: ?ticket= on /ws or /sse",
+             dependencies=[Depends(require_key)])
+async def live_ticket(request: Request) -> dict[str, Any]:
+    key: ApiKey = request.state.key
+    return {"ticket": request.app.state.tickets.issue(key.digest), "expires_in_s": request.app.state.tickets.ttl_s}
+
+
 @router.websocket("/ws")
 async def live_ws(websocket: WebSocket) -> None:
     ctx = websocket.app.state.ctx
+    sessions: LiveSessions = websocket.app.state.live_sessions
     await websocket.accept()
-    key = await authenticate(websocket, allow_query=True)
+    key = await redeem_ticket(websocket)
     if key is None:
-        await websocket.close(CLOSE_NO_KEY, "an API key is needed (?api_key=)")
+        await websocket.close(CLOSE_NO_KEY, "a live-feed ticket is needed (?ticket=, POST /api/v1/live/ticket)")
         return
     try:
         check_rate(websocket, key)
         sub = Subscription.from_query(websocket.query_params)
-        session, hello = await open_session(ctx, key, sub)
-    except HTTPException as exc:
-        await websocket.close(CLOSE_RATE_LIMITED, str(exc.detail)[:120])
-        return
+        with sessions.hold(key):
+            session, hello = await open_session(ctx, key, sub)
+            try:
+                await _serve_ws(websocket, session, hello, key, sessions, ctx.settings.live_heartbeat_s)
+            finally:
+                session.close()
+    except (HTTPException, TooManySessions) as exc:
+        await websocket.close(CLOSE_RATE_LIMITED, str(getattr(exc, "detail", exc))[:120])
     except BadSubscription as exc:
         await websocket.close(CLOSE_BAD_SUBSCRIPTION, str(exc)[:120])
-        return
+
+
+async def _serve_ws(websocket: WebSocket, session: "LiveSession", hello: dict, key: ApiKey,
+                    sessions: LiveSessions, heartbeat_s: float) -> None:
     try:
         await websocket.send_text(json.dumps(hello))
         async with asyncio.TaskGroup() as tg:
             listener = tg.create_task(_until_disconnect(websocket, session))
             while not listener.done():
-                item = await session.next(ctx.settings.live_heartbeat_s)
+                item = await session.next(min(heartbeat_s, CHECK_S))
+                if not await sessions.valid(key):
+                    item = Closed(KEY_REVOKED)
+                    code = CLOSE_REVOKED
+                else:
+                    code = CLOSE_FELL_BEHIND
                 if isinstance(item, Closed):
                     if not listener.done():
                         listener.cancel()
-                        await websocket.close(CLOSE_FELL_BEHIND, item.reason[:120])
+                        await websocket.close(code, item.reason[:120])
                     break
                 if item is not None:
                     async with asyncio.timeout(SEND_TIMEOUT_S):
                         await websocket.send_text(item)
     except* (WebSocketDisconnect, TimeoutError, RuntimeError):
         pass  # the client went away, or stopped reading for SEND_TIMEOUT_S
-    finally:
-        session.close()
 
 
 async def _until_disconnect(websocket: WebSocket, session: LiveSession) -> None:
@@ -253,7 +278,7 @@ async def _until_disconnect(websocket: WebSocket, session: LiveSession) -> None:
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}, 422: {"description": "bad subscription"}})
 async def live_sse(
-    request: Request, key: Annotated[ApiKey, Depends(require_stream_key)],
+    request: Request, key: Annotated[ApiKey, Depends(require_ticket)],
     sensor: Annotated[list[int] | None, Query()] = None,
     enterprise: Annotated[list[str] | None, Query()] = None,
     region: Annotated[list[str] | None, Query()] = None,
@@ -261,17 +286,31 @@ async def live_sse(
     readings: bool = True, alerts: bool = True,
 ) -> StreamingResponse:
     ctx = request.app.state.ctx
+    sessions: LiveSessions = request.app.state.live_sessions
     try:
         sub = Subscription(sensor or [], enterprise or [], region or [], grade or [], readings, alerts)
-        session, hello = await open_session(ctx, key, sub)
+        held = sessions.hold(key)
+        held.__enter__()
     except BadSubscription as exc:
         raise HTTPException(422, str(exc)) from None
+    except TooManySessions as exc:
+        raise HTTPException(429, str(exc)) from None
+    try:
+        session, hello = await open_session(ctx, key, sub)
+    except BadSubscription as exc:
+        held.__exit__(None, None, None)
+        raise HTTPException(422, str(exc)) from None
+    except BaseException:
+        held.__exit__(None, None, None)
+        raise
 
     async def stream():
         try:
             yield f"event: subscribed\ndata: {json.dumps(hello)}\n\n"
             while True:
-                item = await session.next(ctx.settings.live_heartbeat_s)
+                item = await session.next(min(ctx.settings.live_heartbeat_s, CHECK_S))
+                if not await sessions.valid(key):
+                    item = Closed(KEY_REVOKED)
                 if isinstance(item, Closed):
                     yield f"event: closed\ndata: {json.dumps({'reason': item.reason})}\n\n"
                     return
@@ -282,6 +321,7 @@ async def live_sse(
                 yield f"event: {kind}\ndata: {item}\n\n"
         finally:
             session.close()
+            held.__exit__(None, None, None)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

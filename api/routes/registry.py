@@ -3,11 +3,15 @@ and major hazard sources (重大危险源), and bulk import of the CLI's YAML.
 
 Creates and updates go through ``store.registry.import_registry`` (the CLI's own validation:
 kinds, units, setpoints that may only tighten, references) inside the API's transaction, between
-two scope checks in SQL: every entry that already exists must lie in the key's scope before, and
-every entry must lie in it after. Anything else rolls back and answers 404, as if absent.
+two scope checks in SQL (:func:`import_scoped`). Below the province administrator, every region
+and enterprise named must already exist within the key's scope, and every other entry's
+enterprise too — checked before anything else, so a 404 tells nothing about what exists outside
+the scope; regions and enterprises are created, re-parented and moved by the administrator only
+(403). After the import every entry must still lie in the scope; anything else rolls back.
 Deactivating sets ``active = false`` (regions, which have no such flag, are deleted when unused).
 """
 
+import asyncio
 import dataclasses
 import json
 from typing import Annotated, Any
@@ -19,8 +23,9 @@ from pydantic import BaseModel
 from api.auth import audit, reading, require_key, writing
 from api.context import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from api.keys import ApiKey
+from api.routes.registry_scope import Forbidden, OutOfScope, entry_keys, import_scoped, visible_ids
 from api.scope import Scope
-from store.registry import REGISTRY_CHANNEL, import_registry
+from store.registry import REGISTRY_CHANNEL
 from store.registry_file import (
     EnterpriseEntry,
     GatewayEntry,
@@ -32,8 +37,8 @@ from store.registry_file import (
     ZoneEntry,
     parse_registry_document,
     parse_registry_file,
-    region_level,
 )
+from store.secretbox import redact_url
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
 
@@ -43,10 +48,6 @@ EnterpriseId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 RegionCode = Annotated[str, Path(pattern=r"^[0-9]{6}$")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-
-
-class OutOfScope(LookupError):
-    """An entry lies outside the key's scope (answered 404, as if it did not exist)."""
 
 
 # --------------------------------------------------------------------------- entities
@@ -103,7 +104,19 @@ def _row(r: asyncpg.Record) -> dict[str, Any]:
     for k in ("contacts", "setpoints"):
         if isinstance(d.get(k), str):
             d[k] = json.loads(d[k])
+    if d.get("contacts"):
+        d["contacts"] = [_contact_view(c) for c in d["contacts"]]
     return d
+
+
+def _contact_view(c: dict[str, Any]) -> dict[str, Any]:
+    """A stored contact as shown: secrets are write-only (the webhook without its query, whether a
+    signing secret is set)."""
+    out = {k: v for k, v in c.items() if k not in ("webhook_enc", "secret_enc", "secret", "webhook_host")}
+    if c.get("webhook"):
+        out["webhook"] = redact_url(c["webhook"])
+    out["secret_set"] = bool(c.get("secret_enc") or c.get("secret"))
+    return out
 
 
 async def _get(conn, ent: Entity, scope: Scope, key_value) -> dict[str, Any] | None:
@@ -118,100 +131,6 @@ async def _get(conn, ent: Entity, scope: Scope, key_value) -> dict[str, Any] | N
 
 def _not_found(ent: Entity, key_value) -> HTTPException:
     return HTTPException(404, f"{ent.singular} {key_value} not found")
-
-
-# --------------------------------------------------------------------------- scoped import
-
-
-def _entry_keys(reg: RegistryFile) -> dict[str, list]:
-    return {
-        "regions": [r.code for r in reg.regions],
-        "enterprises": [e.id for e in reg.enterprises],
-        **{s: [(e.enterprise, e.id) for e in getattr(reg, s)] for s in ("zones", "gateways", "hazard_sources")},
-        "sensors": [(s.enterprise, s.id) for s in reg.sensors],
-    }
-
-
-async def _outside(conn, scope: Scope, reg: RegistryFile, existing_only: bool) -> str | None:
-    """The first entry outside the scope (None if all inside). ``existing_only``: only entries
-    already in the database count (before the import); else every entry must be inside."""
-    for section, keys in _entry_keys(reg).items():
-        if not keys:
-            continue
-        args: list = []
-        if section == "regions":
-            args.append(keys)
-            inside = scope.region_sql("t.code", args)
-            sql = f"SELECT k FROM unnest($1::text[]) k WHERE "
-            exists = "EXISTS (SELECT 1 FROM regions t WHERE t.code = k)"
-            ok = f"EXISTS (SELECT 1 FROM regions t WHERE t.code = k AND {inside})"
-        elif section == "enterprises":
-            args.append(keys)
-            ent = ENTITIES["enterprises"]
-            inside = ent.scope_sql(scope, args)
-            sql = "SELECT k FROM unnest($1::text[]) k WHERE "
-            exists = "EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k)"
-            ok = f"EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k AND {inside})"
-        else:
-            if any(e is None for e, _ in keys):
-                if not scope.province:
-                    return f"{section}: give each entry's enterprise (keys scoped below the province must)"
-                continue
-            enterprises = sorted({e for e, _ in keys})
-            args.append(enterprises)
-            inside = scope.enterprise_sql("t.id", args)
-            ok = f"EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k AND {inside})"
-            if existing_only:  # an enterprise's own rows are as scoped as the enterprise
-                exists = "EXISTS (SELECT 1 FROM enterprises t WHERE t.id = k)"
-            else:
-                exists = "TRUE"
-            sql = "SELECT k FROM unnest($1::text[]) k WHERE "
-            section = f"{section} of enterprise"
-        cond = f"{exists} AND NOT {ok}" if existing_only else f"NOT {ok}"
-        bad = await conn.fetchval(sql + cond + " LIMIT 1", *args)
-        if bad is not None:
-            return f"{section} {bad}"
-    return None
-
-
-_LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
-
-
-def _check_region_parents(reg: RegistryFile) -> None:
-    """A region's parent must be of a higher level (province > city > county), so the tree can
-    have no cycle (the recursive views over it would never end)."""
-    for i, r in enumerate(reg.regions):
-        if r.parent is not None and _LEVEL_RANK[region_level(r.parent)] >= _LEVEL_RANK[r.level]:
-            raise RegistryFileError(f"regions[{i}] ({r.code}): parent {r.parent} is not of a higher level "
-                                    f"than {r.level}")
-
-
-async def import_scoped(conn, key: ApiKey, reg: RegistryFile):
-    """Import inside the caller's transaction, checked against the key's scope before and after."""
-    _check_region_parents(reg)
-    bad = await _outside(conn, key.scope, reg, existing_only=True)
-    if bad is None and key.scope.kind == "enterprise":
-        bad = await _enterprise_key_limits(conn, key.scope, reg)
-    if bad is None:
-        report = await import_registry(conn, reg)
-        bad = await _outside(conn, key.scope, reg, existing_only=False)
-    if bad is not None:
-        raise OutOfScope(f"{bad} not found in this key's scope")
-    return report
-
-
-async def _enterprise_key_limits(conn, scope: Scope, reg: RegistryFile) -> str | None:
-    """An enterprise's own key may not move it to another region nor change its assessed risk
-    colour (静态评估 is the regulator's), nor create enterprises or regions."""
-    if reg.regions:
-        return f"regions {reg.regions[0].code}"
-    for e in reg.enterprises:
-        row = await conn.fetchrow("SELECT region, risk_colour FROM enterprises WHERE id = $1", e.id)
-        if row is None or e.id != scope.id:
-            return f"enterprises {e.id}"
-        if (row["region"], row["risk_colour"]) != (e.region, e.risk_colour):
-            raise HTTPException(403, "an enterprise's key may not change its region or assessed risk colour")
-    return None
 
 
 async def _bump_version(conn) -> int:
@@ -284,8 +203,7 @@ def _add_routes(ent: Entity) -> None:
         key: ApiKey = request.state.key
         ident = _ident(ent, body)
         async with writing(request) as conn:
-            if await _exists(conn, ent, body):
-                raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
+            await _check_create(conn, ent, key, body, ident)
             report = await import_scoped(conn, key, RegistryFile(**{ent.section: [body]}))
             created = await _by_entry(conn, ent, key.scope, body)
             await audit(conn, key, f"{ent.singular}.create", f"{ent.singular}:{ident}",
@@ -313,6 +231,8 @@ def _add_routes(ent: Entity) -> None:
             if current is None:
                 raise _not_found(ent, item)
             if ent.section == "regions":
+                if not key.admin:
+                    raise Forbidden(f"only a province administrator deletes regions ({item})")
                 used = await conn.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM regions WHERE parent = $1)"
                     " OR EXISTS (SELECT 1 FROM enterprises WHERE region = $1)", item)
@@ -355,13 +275,32 @@ def _ident(ent: Entity, body: BaseModel) -> str:
     return f"{body.enterprise}/{body.id}"
 
 
+async def _check_create(conn, ent: Entity, key: ApiKey, body: BaseModel, ident: str) -> None:
+    """Before anything else: an id or an enterprise the key cannot see is 404 whether it exists
+    or not; regions and enterprises (ids unique province-wide) are created by the administrator
+    only; then 409 if the entry exists."""
+    if ent.section in ("regions", "enterprises"):
+        if not key.admin:
+            visible = await visible_ids(conn, key.scope, ent.section, [ident])
+            if visible:
+                raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
+            if key.scope.province:
+                raise Forbidden(f"only a province administrator creates {ent.section}")
+            raise OutOfScope(f"{ent.singular} {ident} not found in this key's scope")
+    elif body.enterprise is not None and not await visible_ids(conn, key.scope, "enterprises", [body.enterprise]):
+        if not key.scope.province:
+            raise OutOfScope(f"enterprise {body.enterprise} not found in this key's scope")
+    if await _exists(conn, ent, body):
+        raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
+
+
 async def _exists(conn, ent: Entity, body: BaseModel) -> bool:
     if ent.section == "regions":
         return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)", body.code)
     if ent.section == "enterprises":
         return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM enterprises WHERE id = $1)", body.id)
     if body.enterprise is None:
-        raise HTTPException(422, "give the sensor's enterprise")
+        raise HTTPException(422, "give the sensor's enterprise")  # the same answer in and out of scope
     return await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {ent.table} WHERE enterprise = $1 AND code = $2)",
                                body.enterprise, body.id)
 
@@ -406,29 +345,31 @@ _IMPORT_BODY = {
 }
 
 
+def _parse_import(raw: bytes, ctype: str) -> RegistryFile:
+    try:
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"):
+            return parse_registry_file(raw.decode("utf-8"))
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RegistryFileError(f"not valid JSON: {str(exc)[:200]}") from None
+        return parse_registry_document(doc)
+    except UnicodeDecodeError:
+        raise RegistryFileError("the file is not UTF-8") from None
+
+
 @router.post("/registry/import", tags=["registry"], openapi_extra=_IMPORT_BODY,
              summary="Import a registry file (the YAML of `yujing registry import`, or the same as JSON)",
              responses={404: {"description": "an entry lies outside the key's scope"},
                         422: {"description": "the file is invalid (nothing changed)"}})
 async def import_file(request: Request) -> dict[str, Any]:
     key: ApiKey = request.state.key
-    raw = await request.body()
-    if len(raw) > 20 * 1024 * 1024:
-        raise HTTPException(413, "registry files are limited to 20 MB")
+    raw = await request.body()  # at most 20 MiB: the front door's limit for this route (api.guard)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"):
-            reg = parse_registry_file(raw.decode("utf-8"))
-        else:
-            try:
-                doc = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise RegistryFileError(f"not valid JSON: {exc}") from None
-            reg = parse_registry_document(doc)
-    except UnicodeDecodeError:
-        raise RegistryFileError("the file is not UTF-8") from None
+    async with request.app.state.import_slots:  # off the event loop, one file at a time
+        reg = await asyncio.to_thread(_parse_import, raw, ctype)
     async with writing(request) as conn:
         report = await import_scoped(conn, key, reg)
         await audit(conn, key, "registry.import", "registry",
-                    {"summary": report.summary(), "entries": {k: len(v) for k, v in _entry_keys(reg).items()}})
+                    {"summary": report.summary(), "entries": {k: len(v) for k, v in entry_keys(reg).items()}})
     return _report(report)

@@ -200,7 +200,10 @@
 
   function openSensorFeed(id) {
     if (state.sensorWs) { state.sensorWs.onclose = null; state.sensorWs.close(); }
-    var ws = new WebSocket(wsUrl({ sensor: id, alerts: 'false' }));
+    liveSocket({ sensor: id, alerts: 'false' }).then(function (ws) { sensorFeed(ws); });
+  }
+
+  function sensorFeed(ws) {
     ws.onmessage = function (ev) {
       var m = JSON.parse(ev.data);
       if (m.type !== 'readings') { return; }
@@ -220,9 +223,12 @@
   }
 
   // ------------------------------------------------------------------ live alerts
-  function wsUrl(params) {
-    var q = new URLSearchParams(Object.assign({ api_key: state.key }, params));
-    return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/live/ws?' + q.toString();
+  // The key never goes in a URL: a one-use ticket (30 s) opens the feed.
+  function liveSocket(params) {
+    return api('/api/v1/live/ticket', { method: 'POST' }).then(function (r) {
+      var q = new URLSearchParams(Object.assign({ ticket: r.ticket }, params));
+      return new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/live/ws?' + q.toString());
+    });
   }
 
   var refreshTimer = null;
@@ -234,7 +240,12 @@
   function refresh() { return Promise.all([loadAlerts(), loadRiskmap()]); }
 
   function openAlertFeed() {
-    var ws = new WebSocket(wsUrl({ readings: 'false' }));
+    liveSocket({ readings: 'false' }).then(alertFeed, function () {
+      if (state.key) { setTimeout(openAlertFeed, 2000); }
+    });
+  }
+
+  function alertFeed(ws) {
     ws.onopen = function () { setLive(true); };
     ws.onmessage = function (ev) {
       var m = JSON.parse(ev.data);

@@ -174,6 +174,7 @@ async def test_escalation_chain_stops_on_acknowledgement(pool, clock, receiver):
     async with pool.acquire() as conn:
         await conn.execute("UPDATE enterprises SET contacts = $1::text::jsonb WHERE id = 'E001'", json.dumps(
             [{"role": "safety_officer", "name": "张工", "webhook": receiver.url + "/officer"}], ensure_ascii=False))
+        await conn.execute("INSERT INTO webhook_hosts (host, state) VALUES ('127.0.0.1', 'approved')")  # allow-list
     svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
     t = clock.t
     await svc.handle(findings([(1, "over_range", RAISE, ALARM, t, 40, 40),   # red, acknowledged at 6 min

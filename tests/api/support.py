@@ -45,7 +45,8 @@ hazard_sources:
 """
 
 SCOPES = {
-    "province": "province",
+    "province": "province",  # the administrator
+    "province_user": "province",
     "city_a": "city:360100",
     "county_a": "county:360102",
     "ent_a": "enterprise:EA1",
@@ -61,7 +62,8 @@ async def seed(db_url: str) -> dict:
         await import_registry(conn, parse_registry_file(REGISTRY_YAML))
         keys = {}
         for name, scope in SCOPES.items():
-            plain, _ = await create_key(conn, Scope.parse(scope), name, rate_per_s=1000, burst=5000)
+            plain, _ = await create_key(conn, Scope.parse(scope), name, rate_per_s=1000, burst=5000,
+                                        admin=name == "province", live_sessions=10_000)  # bench/api.py: 500 feeds
             keys[name] = plain
         ids = {f"{r['enterprise']}/{r['code']}": r["id"] for r in await conn.fetch("SELECT id, enterprise, code FROM sensors")}
         gw = {f"{r['enterprise']}/{r['code']}": r["id"] for r in await conn.fetch("SELECT id, enterprise, code FROM gateways")}
@@ -70,6 +72,15 @@ async def seed(db_url: str) -> dict:
     finally:
         await conn.close()
     return {"keys": keys, "sensors": ids, "gateways": gw, "zones": zones, "hazard_sources": hs}
+
+
+def ticket(url: str, key: str) -> str:
+    """A live-feed ticket for ``key`` (POST /api/v1/live/ticket)."""
+    import httpx
+
+    r = httpx.post(f"{url}/api/v1/live/ticket", headers={"X-API-Key": key}, timeout=10)
+    r.raise_for_status()
+    return r.json()["ticket"]
 
 
 class ApiServer:

@@ -77,3 +77,21 @@ def test_list_shows_scope_and_times_never_a_secret_and_revoke_stops_the_key(db_u
     assert "city_a" not in active and "city_b" in active
     missing = _cli("revoke", "999999", "--database-url", db_url)
     assert missing.exit_code == 2 and "no API key 999999" in missing.output
+
+
+def test_only_a_province_key_is_an_administrator(db_url, seeded):
+    runner = CliRunner()
+    bad = runner.invoke(app, ["create", "--scope", "city:360100", "--admin", "--database-url", db_url])
+    assert bad.exit_code == 2 and "only a province key" in bad.output
+    ok = runner.invoke(app, ["create", "--scope", "province", "--admin", "--name", "省厅管理员",
+                             "--live-sessions", "5", "--database-url", db_url])
+    assert ok.exit_code == 0, ok.output
+
+    async def stored():
+        conn = await asyncpg.connect(db_url)
+        try:
+            return await conn.fetchrow("SELECT admin, live_sessions FROM api_keys WHERE name = '省厅管理员'")
+        finally:
+            await conn.close()
+
+    assert tuple(asyncio.run(stored())) == (True, 5)

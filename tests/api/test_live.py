@@ -13,11 +13,11 @@ from websockets.sync.client import connect
 from api import ApiSettings, ReadingHub
 from domain.messages import ReadingBatch
 from tests.api.conftest import auth
-from tests.api.support import Alerts, ApiServer
+from tests.api.support import Alerts, ApiServer, ticket
 
 
 def ws_url(server, key: str, **params) -> str:
-    q = httpx.QueryParams({"api_key": key, **params})
+    q = httpx.QueryParams({"ticket": ticket(server.url, key), **params})
     return server.url.replace("http", "ws") + f"/api/v1/live/ws?{q}"
 
 
@@ -90,7 +90,7 @@ def test_slow_client_is_dropped_with_reason_and_ingest_never_waits(db_url, seede
 def test_sse_stream(server, keys, seeded):
     a = seeded["sensors"]["EA1/CH4-0101"]
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        with client.stream("GET", "/api/v1/live/sse", params={"api_key": keys["county_a"], "sensor": a}) as r:
+        with client.stream("GET", "/api/v1/live/sse", params={"ticket": ticket(server.url, keys["county_a"]), "sensor": a}) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
             lines = r.iter_lines()
             assert next(lines) == "event: subscribed"
@@ -101,7 +101,7 @@ def test_sse_stream(server, keys, seeded):
                 pass
             assert json.loads(next(lines).removeprefix("data: "))["sensor"] == [a]
         assert client.get("/api/v1/live/sse").status_code == 401
-        r = client.get("/api/v1/live/sse", params={"api_key": keys["county_a"], "grade": "x"})
+        r = client.get("/api/v1/live/sse", params={"ticket": ticket(server.url, keys["county_a"]), "grade": "x"})
         assert r.status_code == 422
 
 

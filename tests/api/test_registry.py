@@ -58,7 +58,7 @@ def test_create_update_deactivate_sensor(client, keys, seeded, db_url):
 async def test_every_write_is_audited_with_its_key(client, keys, db_url):
     h = auth(keys["city_a"])
     body = {"id": "EA3", "name": "新企业", "region": "360102", "industry": "cold_storage"}
-    assert client.post("/api/v1/enterprises", json=body, headers=h).status_code == 201
+    assert client.post("/api/v1/enterprises", json=body, headers=auth(keys["province"])).status_code == 201
     assert client.put("/api/v1/enterprises/EA3", json={**body, "risk_colour": "red"}, headers=h).status_code == 200
     assert client.delete("/api/v1/enterprises/EA3", headers=h).status_code == 200
     conn = await asyncpg.connect(db_url)
@@ -69,7 +69,7 @@ async def test_every_write_is_audited_with_its_key(client, keys, db_url):
     finally:
         await conn.close()
     assert [(r["action"], r["target"], r["name"]) for r in rows] == [
-        ("enterprise.create", "enterprise:EA3", "city_a"),
+        ("enterprise.create", "enterprise:EA3", "province"),
         ("enterprise.update", "enterprise:EA3", "city_a"),
         ("enterprise.deactivate", "enterprise:EA3", "city_a"),
     ]
@@ -112,11 +112,16 @@ sensors:
 
 def test_regions_and_hazard_sources(client, keys, seeded):
     h = auth(keys["city_a"])
-    r = client.post("/api/v1/regions", json={"code": "360103", "name": "西湖区"}, headers=h)
+    admin = auth(keys["province"])
+    r = client.post("/api/v1/regions", json={"code": "360103", "name": "西湖区"}, headers=admin)
     assert r.status_code == 201 and r.json()["parent"] == "360100"
-    assert client.post("/api/v1/regions", json={"code": "360203", "name": "珠山区"}, headers=h).status_code == 404
-    assert client.delete("/api/v1/regions/360103", headers=h).status_code == 200
-    assert client.delete("/api/v1/regions/360102", headers=h).status_code == 409  # has enterprises
+    # only the province administrator creates and deletes regions
+    assert client.post("/api/v1/regions", json={"code": "360104", "name": "青云谱区"}, headers=h).status_code == 404
+    assert client.post("/api/v1/regions", json={"code": "360104", "name": "x"},
+                       headers=auth(keys["province_user"])).status_code == 403
+    assert client.delete("/api/v1/regions/360103", headers=h).status_code == 403
+    assert client.delete("/api/v1/regions/360103", headers=admin).status_code == 200
+    assert client.delete("/api/v1/regions/360102", headers=admin).status_code == 409  # has enterprises
     hs = seeded["hazard_sources"]["EA2/HS1"]
     got = client.get(f"/api/v1/hazard-sources/{hs}", headers=h).json()
     assert got["level"] == 2 and got["sensors"] == ["EX-0201"]

@@ -9,9 +9,12 @@ import json
 import re
 
 import httpx
+import pytest
 
 from tests.api.conftest import auth
-from tests.api.support import Alerts
+from tests.api.support import Alerts, ticket
+
+pytestmark = pytest.mark.security
 
 MARKERS = ("LEAKMARK", "EB1")
 # A valid body for each write route that takes an id, so validation cannot answer before the scope check.
@@ -27,6 +30,8 @@ BODIES = {
 }
 ALERT_ACTION_BODY = {"text": "x", "reason": "x", "comment": "x"}
 STREAMS = {"/api/v1/live/sse"}  # checked below as feeds
+# the province's own: any other key is refused alike (403), whatever the id
+PROVINCE_ONLY = {"/api/v1/webhook-hosts", "/api/v1/webhook-hosts/{host}"}
 
 
 def other_scope_ids(seeded, b_alert: int, b_silence: int) -> dict[str, object]:
@@ -58,6 +63,11 @@ def test_every_route_hides_the_other_scope(server, client, keys, seeded):
         h = auth(keys[key_name])
         for path, methods in schema["paths"].items():
             if path in STREAMS:
+                continue
+            if path in PROVINCE_ONLY:
+                for method in methods:
+                    r = client.request(method.upper(), path.replace("{host}", "127.0.0.1"), headers=h)
+                    assert r.status_code == 403, (key_name, method, path, r.status_code)
                 continue
             params = re.findall(r"\{(\w+)\}", path)
             for method in methods:
@@ -97,7 +107,7 @@ def test_feeds_return_none_of_the_other_scope(server, keys, seeded):
     a = seeded["sensors"]["EA1/CH4-0101"]
     alerts = Alerts(server)
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        params = {"api_key": keys["county_a"], "sensor": [a, b], "enterprise": "EB1", "region": "360202"}
+        params = {"ticket": ticket(server.url, keys["county_a"]), "sensor": [a, b], "enterprise": "EB1", "region": "360202"}
         with client.stream("GET", "/api/v1/live/sse", params=params) as r:
             lines = r.iter_lines()
             next(lines)
@@ -113,3 +123,79 @@ def test_feeds_return_none_of_the_other_scope(server, keys, seeded):
                     if '"EA1"' in line:
                         break
             assert not any(m in s for s in seen for m in MARKERS), seen
+
+
+# Every write route's body, with an enterprise {E}, a county {R} and a city {C} of another scope
+# (or that do not exist at all); {own_*} are ids of the key's own scope in the path.
+FOREIGN = {"E": "EB1", "R": "360202", "C": "360200"}
+ABSENT = {"E": "EZZ9", "R": "360299", "C": "360900"}
+WRITE_BODIES = {
+    ("post", "/api/v1/regions"): {"code": "{R}", "name": "x"},
+    ("put", "/api/v1/regions/{item}"): {"code": "360102", "name": "东湖区", "parent": "{C}"},
+    ("post", "/api/v1/enterprises"): {"id": "{E}", "name": "x", "region": "360102", "industry": "coal_mine"},
+    ("put", "/api/v1/enterprises/{item}"): {"id": "EA1", "name": "甲煤矿", "region": "{R}", "industry": "coal_mine",
+                                            "risk_colour": "yellow"},
+    ("post", "/api/v1/zones"): {"id": "WF1", "enterprise": "{E}", "name": "x"},
+    ("put", "/api/v1/zones/{item}"): {"id": "WF1", "enterprise": "{E}", "name": "x"},
+    ("post", "/api/v1/gateways"): {"id": "G1", "enterprise": "{E}", "zone": "WF1"},
+    ("put", "/api/v1/gateways/{item}"): {"id": "G1", "enterprise": "{E}"},
+    ("post", "/api/v1/sensors"): {"id": "CH4-0101", "gateway": "G1", "enterprise": "{E}", "kind": "methane"},
+    ("put", "/api/v1/sensors/{item}"): {"id": "CH4-0101", "gateway": "G1", "enterprise": "{E}", "kind": "methane"},
+    ("post", "/api/v1/hazard-sources"): {"id": "HS1", "enterprise": "{E}", "name": "x", "level": 1,
+                                         "sensors": ["CH4-0101"]},
+    ("put", "/api/v1/hazard-sources/{item}"): {"id": "HS1", "enterprise": "{E}", "name": "x", "level": 1},
+    ("post", "/api/v1/registry/import"): {"sensors": [{"id": "S9", "gateway": "G1", "enterprise": "{E}",
+                                                        "kind": "co"}]},
+    ("post", "/api/v1/silences"): {"matchers": {"enterprise": ["{E}"]}, "ends": "2099-01-01T00:00:00Z",
+                                   "reason": "x"},
+    ("put", "/api/v1/silences/{silence_id}"): {"matchers": {"enterprise": ["{E}"]}, "ends": "2099-01-01T00:00:00Z",
+                                               "reason": "x"},
+}
+NO_IDS_IN_BODY = {"/api/v1/gateways/{item}/credentials", "/api/v1/live/ticket", "/api/v1/webhook-hosts/{host}"}
+
+
+def _fill(value, ids: dict[str, str]):
+    text = json.dumps(value, ensure_ascii=False)
+    for k, v in ids.items():
+        text = text.replace("{" + k + "}", v)
+    return json.loads(text)
+
+
+def test_foreign_ids_in_bodies_answer_as_absent_ids_do(server, client, keys, seeded):
+    """Existence oracle: a write naming another scope's region or enterprise answers exactly as
+    one naming ids that exist nowhere (same status, same text but for the id), never 409 or 422."""
+    a_silence = client.post("/api/v1/silences", headers=auth(keys["ent_a"]), json={
+        "matchers": {"enterprise": ["EA1"]}, "ends": "2099-01-01T00:00:00Z", "reason": "own"}).json()["id"]
+    own = {"/api/v1/regions/{item}": "360102", "/api/v1/enterprises/{item}": "EA1",
+           "/api/v1/zones/{item}": seeded["zones"]["EA1/WF1"], "/api/v1/gateways/{item}": seeded["gateways"]["EA1/G1"],
+           "/api/v1/sensors/{item}": seeded["sensors"]["EA1/CH4-0101"],
+           "/api/v1/hazard-sources/{item}": seeded["hazard_sources"]["EA2/HS1"], "{silence_id}": a_silence}
+    schema = client.get("/api/openapi.json").json()
+    before = client.get("/api/v1/gateways", params={"enterprise": "EB1"}, headers=auth(keys["province"])).json()
+    tried = 0
+    for key_name in ("ent_a", "county_a", "city_a"):
+        h = auth(keys[key_name])
+        for path, methods in schema["paths"].items():
+            for method, op in methods.items():
+                if method not in ("post", "put") or path in NO_IDS_IN_BODY or "/alerts/" in path:
+                    continue
+                assert (method, path) in WRITE_BODIES, f"no foreign-id body for {method.upper()} {path}: add one"
+                params = re.findall(r"\{(\w+)\}", path)
+                url = path
+                for p in params:
+                    url = url.replace("{" + p + "}", str(own.get(path, own.get("{" + p + "}"))))
+                answers = []
+                for ids in (FOREIGN, ABSENT):
+                    r = client.request(method.upper(), url, headers=h, json=_fill(WRITE_BODIES[method, path], ids))
+                    text = r.text
+                    for k, v in ids.items():
+                        text = text.replace(v, "{" + k + "}")
+                    answers.append((r.status_code, text))
+                assert answers[0] == answers[1], (key_name, method, url, answers)
+                assert answers[0][0] in (403, 404, 422), (key_name, method, url, answers)
+                if answers[0][0] == 422:  # only the body's own shape, never the registry's contents
+                    assert "not registered" not in answers[0][1] and "already" not in answers[0][1], answers
+                tried += 1
+    assert tried >= 3 * len(WRITE_BODIES)
+    after = client.get("/api/v1/gateways", params={"enterprise": "EB1"}, headers=auth(keys["province"])).json()
+    assert after == before

@@ -1,5 +1,5 @@
 """``yujing keys create | list | revoke``: the API keys, each scoped to the province, a city, a
-county or an enterprise.
+county or an enterprise (``create --admin``: the province administrator).
 
 ``create`` prints the new key once; only its SHA-256 is stored. ``list`` shows each key's id,
 name, scope, prefix, when it was created, last used and revoked — never a secret (the database
@@ -17,7 +17,7 @@ from typing import Annotated, Optional, TypeVar
 import asyncpg
 import typer
 
-from api.keys import CACHE_S, DEFAULT_BURST, DEFAULT_RATE_PER_S, KeyInfo, create_key, list_keys, revoke_key
+from api.keys import CACHE_S, DEFAULT_BURST, DEFAULT_LIVE_SESSIONS, DEFAULT_RATE_PER_S, KeyInfo, create_key, list_keys, revoke_key
 from api.scope import Scope, ScopeError
 
 T = TypeVar("T")
@@ -60,6 +60,10 @@ def create(
     database_url: DatabaseUrl = None,
     rate_per_s: Annotated[float, typer.Option("--rate", help="requests per second")] = DEFAULT_RATE_PER_S,
     burst: Annotated[int, typer.Option("--burst", help="requests allowed at once")] = DEFAULT_BURST,
+    admin: Annotated[bool, typer.Option("--admin", help="province administrator: creates regions and "
+                                        "enterprises, changes parents, approves webhook hosts")] = False,
+    live_sessions: Annotated[int, typer.Option("--live-sessions", min=0, help="live feeds open at once")]
+    = DEFAULT_LIVE_SESSIONS,
 ) -> None:
     """Create an API key with a scope and print it (once: it cannot be shown again)."""
     try:
@@ -67,6 +71,9 @@ def create(
     except ScopeError as exc:
         typer.echo(f"yujing: --scope: {exc}", err=True)
         raise typer.Exit(2) from None
+    if admin and not parsed.province:
+        typer.echo("yujing: --admin: only a province key can be an administrator", err=True)
+        raise typer.Exit(2)
 
     async def work(conn: asyncpg.Connection) -> tuple[str, int]:
         if parsed.kind == "enterprise":
@@ -78,7 +85,8 @@ def create(
         if not exists:
             typer.echo(f"yujing: --scope: {parsed} is not in the registry", err=True)
             raise typer.Exit(2)
-        plain, key = await create_key(conn, parsed, name, rate_per_s=rate_per_s, burst=burst)
+        plain, key = await create_key(conn, parsed, name, rate_per_s=rate_per_s, burst=burst, admin=admin,
+                                      live_sessions=live_sessions)
         return plain, key.id
 
     plain, key_id = _with_connection(_database_url(database_url), work)
