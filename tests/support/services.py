@@ -173,13 +173,15 @@ class Broker:
 
     def start(self) -> None:
         conf = self.data_dir / "mosquitto.conf"
-        rendered = subprocess.run(
+        done = subprocess.run(
             ["bash", str(REPO / "deploy/mosquitto/render.sh"), str(self.port), str(self.data_dir)],
-            check=True,
             capture_output=True,
             text=True,
             env={**os.environ, "MOSQUITTO_GATEWAY_PORT": str(self.gateway_port)},
-        ).stdout
+        )
+        if done.returncode != 0:  # e.g. the plugin does not build: say why
+            raise RuntimeError(f"deploy/mosquitto/render.sh failed ({done.returncode}): {done.stderr[-2000:]}")
+        rendered = done.stdout
         # Tests run the broker in the foreground under our control, never as a daemon.
         lines = [
             line for line in rendered.splitlines()

@@ -5,13 +5,19 @@
  * 1. Reserved client ids (plugin_opt_reserved_ids_from PASSWORD_FILE). A client id that is a
  *    login of that file, or begins with "<login>/", is refused (CONNACK 0x87) to anyone who did
  *    not log in as that login: no other local process can take over the collector's session.
+ *    Nor can the login itself while a connection holds the id: Mosquitto 2.0.11 would close the
+ *    old connection without telling it why (no DISCONNECT 0x8E), so the second connection is
+ *    refused instead, and the holder gets a QoS 0 message on "$yujing/session-contested" (sent to
+ *    that client only) saying from where; yujing's readiness fails on it. A collector whose
+ *    connection went half-open waits for the broker's keepalive (1.5 x its keepalive) to reconnect.
  *
  * 2. Failed-login throttle (plugin_opt_max_failures N, plugin_opt_max_source_failures M,
  *    plugin_opt_window_s W, plugin_opt_block_s B). After N failed logins of one username from
  *    one address within W seconds, or M failed logins of any usernames from one address (an IPv6
  *    address counts by its /64), further logins of that pair (or address) are refused for B
- *    seconds without a password check, and one log line says so; when the block ends, one more
- *    line says how many attempts it refused. N = 0 turns the throttle off.
+ *    seconds without a password check, and one log line says so; when the block has ended, one
+ *    more line (at the next login on the listener: Mosquitto 2.0.11 sends no TICK events to
+ *    per-listener plugins) says how many attempts it refused. N = 0 turns the throttle off.
  *
  * How it learns that the password file refused a login: the broker frees a refused client's id
  * and disconnects it right away, in the same call, so a DISCONNECT event for the client whose
@@ -35,6 +41,8 @@
 #define PROBE 32   /* slots searched per key; the stalest unblocked one is reused */
 #define ADDR_MAX 64
 #define USER_MAX 64
+#define HOLDERS 64 /* connections holding a reserved client id */
+#define CONTESTED_TOPIC "$yujing/session-contested"
 
 struct entry {
 	uint64_t key; /* 0: empty */
@@ -54,6 +62,7 @@ struct instance {
 	time_t last_sweep;
 	const struct mosquitto *pending; /* login handed to the password file, outcome not known yet */
 	char pending_addr[ADDR_MAX], pending_user[USER_MAX];
+	struct { const struct mosquitto *client; char id[USER_MAX * 2]; char addr[ADDR_MAX]; } holders[HOLDERS];
 };
 
 static time_t now_s(void)
@@ -146,6 +155,33 @@ static int is_reserved(const struct instance *in, const char *id, size_t len)
 	return 0;
 }
 
+/* A second connection for a reserved id that a live connection holds: refuse it, tell the holder. */
+static int contested(struct instance *in, const struct mosquitto *client, const char *id, const char *user,
+		const char *src)
+{
+	int free_slot = -1;
+	char payload[512];
+	for(int i = 0; i < HOLDERS; i++){
+		if(!in->holders[i].client){ if(free_slot < 0) free_slot = i; continue; }
+		if(strcmp(in->holders[i].id, id) || in->holders[i].client == client) continue;
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "yujing-auth: client id '%s' is connected from %s; refused a second "
+				"connection from %s (user '%s'): a second collector with the same id, or a leaked login?",
+				id, in->holders[i].addr, src, user);
+		int n = snprintf(payload, sizeof(payload), "{\"client_id\": \"%s\", \"from\": \"%s\", \"user\": \"%s\"}",
+				id, src, user);
+		mosquitto_broker_publish_copy(id, CONTESTED_TOPIC, n, payload, 0, false, NULL);
+		return 1;
+	}
+	if(free_slot >= 0){ /* held from now on; released when this client disconnects (or fails its login) */
+		in->holders[free_slot].client = client;
+		snprintf(in->holders[free_slot].id, sizeof(in->holders[free_slot].id), "%s", id);
+		snprintf(in->holders[free_slot].addr, ADDR_MAX, "%s", src);
+	}
+	return 0;
+}
+
+static void sweep(struct instance *in, time_t now);
+
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_basic_auth *ed = event_data;
@@ -167,8 +203,10 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 					id, (int)owner_len, id, user, src);
 			return MOSQ_ERR_AUTH;
 		}
+		if(is_reserved(in, id, owner_len) && contested(in, ed->client, id, user, src)) return MOSQ_ERR_AUTH;
 	}
 	if(in->max_failures == 0) return MOSQ_ERR_PLUGIN_DEFER;
+	sweep(in, now);
 	if(refused_while_blocked(lookup(in, src, "", 0, now), now)
 			|| refused_while_blocked(lookup(in, src, user, 0, now), now)){
 		return MOSQ_ERR_AUTH;
@@ -184,6 +222,9 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_disconnect *ed = event_data;
 	struct instance *in = userdata;
 	(void)event;
+	for(int i = 0; i < HOLDERS; i++){
+		if(in->holders[i].client == ed->client) in->holders[i].client = NULL;
+	}
 	if(ed->client != in->pending) return MOSQ_ERR_SUCCESS;
 	in->pending = NULL;
 	if(mosquitto_client_id(ed->client) == NULL){ /* the password file refused it */
@@ -194,13 +235,11 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int on_tick(int event, void *event_data, void *userdata)
+/* Blocks that have ended: one log line each. At most once a second. */
+static void sweep(struct instance *in, time_t now)
 {
-	struct instance *in = userdata;
-	time_t now = now_s();
 	char who[ADDR_MAX + USER_MAX + 32];
-	(void)event; (void)event_data;
-	if(now == in->last_sweep) return MOSQ_ERR_SUCCESS;
+	if(now == in->last_sweep) return;
 	in->last_sweep = now;
 	for(unsigned i = 0; i < SLOTS; i++){
 		struct entry *e = &in->table[i];
@@ -211,7 +250,6 @@ static int on_tick(int event, void *event_data, void *userdata)
 		e->blocked_until = 0;
 		e->refused = 0;
 	}
-	return MOSQ_ERR_SUCCESS;
 }
 
 static void free_reserved(struct instance *in)
@@ -299,7 +337,6 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *pid, void **user_data, struct m
 	*user_data = in;
 	mosquitto_callback_register(pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, in);
 	mosquitto_callback_register(pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, in);
-	mosquitto_callback_register(pid, MOSQ_EVT_TICK, on_tick, NULL, in);
 	if(in->reserved_file) mosquitto_callback_register(pid, MOSQ_EVT_RELOAD, on_reload, NULL, in);
 	mosquitto_log_printf(MOSQ_LOG_INFO, "yujing-auth: throttle %s (%u per user and address, %u per address, "
 			"within %u s; blocked %u s)", in->max_failures ? "on" : "off", in->max_failures,
@@ -314,7 +351,6 @@ int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int op
 	if(!in) return MOSQ_ERR_SUCCESS;
 	mosquitto_callback_unregister(in->pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
 	mosquitto_callback_unregister(in->pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
-	mosquitto_callback_unregister(in->pid, MOSQ_EVT_TICK, on_tick, NULL);
 	if(in->reserved_file) mosquitto_callback_unregister(in->pid, MOSQ_EVT_RELOAD, on_reload, NULL);
 	free_reserved(in);
 	free(in->reserved_file);
