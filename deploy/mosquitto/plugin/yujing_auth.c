@@ -169,6 +169,7 @@ static int contested(struct instance *in, const struct mosquitto *client, const 
 				id, in->holders[i].addr, src, user);
 		int n = snprintf(payload, sizeof(payload), "{\"client_id\": \"%s\", \"from\": \"%s\", \"user\": \"%s\"}",
 				id, src, user);
+		if(n < 0 || n >= (int)sizeof(payload)) n = (int)strlen(payload); /* truncated */
 		mosquitto_broker_publish_copy(id, CONTESTED_TOPIC, n, payload, 0, false, NULL);
 		return 1;
 	}
