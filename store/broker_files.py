@@ -1,8 +1,9 @@
 """The broker's password file and ACL file for gateways, rendered from the database.
 
 Each gateway may publish only its own readings and status (including its Last Will) and read only
-its own alerts; its monitoring login may only read its alerts and errors. Files are replaced atomically, then the broker is sent SIGHUP: Mosquitto 2.0
-re-reads both files and disconnects clients whose login no longer holds.
+its own alerts; its monitoring login may only read its alerts and errors. Files are replaced
+atomically, then the broker is sent SIGHUP: Mosquitto 2.0 re-reads both files and disconnects
+clients whose login no longer holds.
 :class:`BrokerFilesWriter` does this whenever the credentials change (``broker_auth_version``).
 """
 

@@ -120,7 +120,8 @@ async def issue_credentials(conn: asyncpg.Connection, enterprise: str, gateway: 
         # Ids may contain '.': E1/"G1.monitor" spells the monitoring login of E1/G1. Refuse either.
         await conn.execute("LOCK TABLE gateway_credentials IN SHARE ROW EXCLUSIVE MODE")
         clash = await conn.fetchval(
-            "SELECT username FROM gateway_credentials WHERE gateway <> $1 AND (username = $2 OR username || '.monitor' = $3)",
+            "SELECT username FROM gateway_credentials"
+            " WHERE gateway <> $1 AND (username = $2 OR username || '.monitor' = $3)",
             row["id"], monitor_username(username), username)
         if clash is not None:
             raise CredentialError(f"login {username} (or its monitoring login) would clash with {clash}'s;"

@@ -39,7 +39,8 @@ async def test_only_the_collectors_login_can_use_its_client_id(db_url, broker):
         tools.close()
         assert service.bridge.takeovers == 0 and service.bridge.connects == 1
     log = (broker.data_dir / "mosquitto.log").read_text()
-    assert f"client id '{COLLECTOR_LOGIN}' is reserved for login '{COLLECTOR_LOGIN}'; refused to user '{TOOLS_LOGIN}'" in log
+    assert (f"client id '{COLLECTOR_LOGIN}' is reserved for login '{COLLECTOR_LOGIN}';"
+            f" refused to user '{TOOLS_LOGIN}'") in log
 
 
 async def test_readiness_fails_when_someone_else_tries_the_collectors_session(db_url, broker, caplog):

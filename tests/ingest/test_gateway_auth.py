@@ -251,6 +251,35 @@ async def test_a_gateway_cannot_take_over_another_clients_session(db, broker):
         collector.close()
 
 
+async def test_the_monitoring_login_reads_its_gateways_alerts_only(db, broker):
+    await import_registry(db, parse_registry_file(REGISTRY))
+    issued = {g: await issue_credentials(db, "E1", g) for g in ("G1", "G2")}
+    await BrokerFiles(broker.password_file, broker.acl_file, pid_file(broker)).sync(db)
+    g1 = await login_when(broker, "E1.G1", issued["G1"].password, accepted=True)
+    watch = await login_when(broker, "E1.G1.monitor", issued["G1"].monitor_password, accepted=True)
+    yujing = Client(broker.port, *broker.login(COLLECTOR_LOGIN))
+    assert await yujing.connect() == 0
+    try:
+        for topic in ("yj/v1/E1/G1/up", "yj/v1/E1/G1/status", "yj/v1/E1/G1/alerts"):
+            assert (await watch.publish(topic, b"from the monitor")).value == NOT_AUTHORIZED, topic
+        await watch.subscribe("yj/v1/E1/#")
+        for topic in ("yj/v1/E1/G2/alerts", "yj/v1/E1/G1/errors", "yj/v1/E1/G1/alerts"):
+            assert await yujing.publish(topic, topic.encode()) == 0
+        seen = await watch.received(b"yj/v1/E1/G1/alerts")
+        assert [t for t, _ in seen] == ["yj/v1/E1/G1/errors", "yj/v1/E1/G1/alerts"]
+        assert await g1.publish("yj/v1/E1/G1/up", b"still connected") == 0  # neither kicked the other
+        assert g1.disconnects == 0 and watch.disconnects == 0
+        # The gateway's password is not the monitor's, and the other way round.
+        for username, password in (("E1.G1.monitor", issued["G1"].password),
+                                   ("E1.G2.monitor", issued["G1"].monitor_password)):
+            client, rc = await login(broker, username, password)
+            assert rc.value == NOT_AUTHORIZED, username
+            client.close()
+    finally:
+        for c in (g1, watch, yujing):
+            c.close()
+
+
 async def test_the_service_loop_applies_issue_rotate_and_revoke(db, db_url, broker):
     """No manual step: BrokerFilesWriter (run by the service) follows the database."""
     await import_registry(db, parse_registry_file(REGISTRY))
