@@ -30,9 +30,11 @@ export YUJING_BROKER_PORT := $(BROKER_PORT)
 # the environment). The database URLs are given to `make run` only: tests make their own databases.
 # The service connects as `yujing` (no ownership, no trigger rights); `yujing migrate` as the
 # schema's owner `yujing_owner` (deploy/setup/database.sh creates both, store/roles.sql).
+# The broker's logins (YUJING_MQTT_URL for the service, YUJING_TOOLS_MQTT_URL for the simulated
+# fleet and the benchmarks) come from var/mosquitto/mqtt.env, which `make broker` writes.
 YUJING_DATABASE_URL    ?= postgresql://yujing@127.0.0.1:5432/yujing
 YUJING_DATABASE_MIGRATION_URL ?= postgresql://yujing_owner@127.0.0.1:5432/yujing
-export YUJING_MQTT_URL ?= mqtt://127.0.0.1:$(BROKER_PORT)
+MQTT_ENV := set -a; source var/mosquitto/mqtt.env; set +a
 
 # For the tests: they create their own databases through the admin URL, and may start their own
 # broker with the project configuration (render.sh PORT DATADIR > conf) on a free port.
@@ -75,11 +77,10 @@ run: export YUJING_GATEWAY_BROKER__PASSWORD_FILE ?= $(CURDIR)/var/mosquitto/gate
 run: export YUJING_GATEWAY_BROKER__ACL_FILE ?= $(CURDIR)/var/mosquitto/gateways.acl
 run: export YUJING_GATEWAY_BROKER__PID_FILE ?= $(CURDIR)/var/mosquitto/mosquitto.pid
 run: setup
-	$(VENV)/bin/yujing migrate
-	$(VENV)/bin/yujing demo
+	$(MQTT_ENV); $(VENV)/bin/yujing migrate && $(VENV)/bin/yujing demo
 
 test: setup
-	@echo "pytest $(PYTEST_ARGS)  (YUJING_MQTT_URL=$$YUJING_MQTT_URL)"
+	@echo "pytest $(PYTEST_ARGS)"
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The scope matrix over every route and method (foreign ids in paths and bodies), body limits and
@@ -90,7 +91,7 @@ test-security: setup
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest -m security $(PYTEST_ARGS)
 
 bench: setup
-	@shopt -s nullglob; for f in bench/*.py; do \
+	@$(MQTT_ENV); shopt -s nullglob; for f in bench/*.py; do \
 		echo "== $$f"; $(TEST_ENV) $(VENV)/bin/python "$$f"; \
 	done
 

@@ -177,7 +177,7 @@ def e2e(args) -> dict:
         policy.write_text(yaml.safe_dump(zero_wait_policy(receiver.url), allow_unicode=True), encoding="utf-8")
         os.environ["YUJING_ALERTS_CONFIG"] = str(policy)  # read by the service subprocess
         service = bi.ServiceUnderTest(db_url, broker.url, work / "service.log")
-        probe = Probe(broker.url, args.interval)
+        probe = Probe(broker.tools_url, args.interval)
         n = max(5, int(args.idle_duration / args.interval))
         idle = probe_run(probe, receiver, n, args.interval)
         out["idle"] = idle

@@ -72,7 +72,7 @@ def one_drill(fleet, spec, seed: int, speed: float, template: str, registry: Pat
     try:
         service = ServiceUnderTest(services.database_url(name), broker.url, work / f"{spec.name}-{seed}.log",
                                    env=SERVICE_ENV)
-        return run_drill(fleet, spec, broker.url, seed=seed, options=DrillOptions(speed=speed, linger_s=3.0))
+        return run_drill(fleet, spec, broker.tools_url, seed=seed, options=DrillOptions(speed=speed, linger_s=3.0))
     finally:
         if service is not None:
             service.stop()

@@ -52,7 +52,7 @@ from store.migrate import apply_migrations, chunk_interval_s, set_chunk_interval
 from store.registry import import_registry  # noqa: E402
 from store.registry_file import parse_registry_file  # noqa: E402
 from tests.support.postgres import PrivateCluster  # noqa: E402
-from tests.support.services import Broker, free_port  # noqa: E402
+from tests.support.services import Broker, free_port, tools_login  # noqa: E402
 
 GATEWAYS = 1000
 SENSORS_PER_GATEWAY = 50
@@ -101,8 +101,9 @@ class RawPublisher:
     def __init__(self, port: int, client_id: str) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        cid = client_id.encode()
-        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+        # Clean session, with the test broker's tools login (username and password flags).
+        fields = [client_id.encode(), *(x.encode() for x in tools_login(port))]
+        body = b"\x00\x04MQTT\x04\xc2\x00\x3c" + b"".join(len(f).to_bytes(2, "big") + f for f in fields)
         self.sock.sendall(b"\x10" + _varint(len(body)) + body)
         if self._recv_exact(4)[:1] != b"\x20":
             raise RuntimeError("broker refused the connection")
@@ -269,6 +270,7 @@ def bare_subscriber(port: int, received: mp.Value, stop: mp.Event) -> None:
 
     client.on_message = on_message
     client.on_connect = lambda c, u, f, rc, p: c.subscribe("yj/v1/+/+/up", qos=1)
+    client.username_pw_set(*tools_login(port))
     client.connect("127.0.0.1", port, keepalive=60)
     client.loop_start()
     while not stop.is_set():
@@ -465,6 +467,7 @@ def broker_queue_sampler(port: int, peak: list[int], stop: threading.Event) -> t
 
         client.on_message = on_message
         client.on_connect = lambda c, u, f, rc, p: c.subscribe("$SYS/broker/store/messages/count")
+        client.username_pw_set(*tools_login(port))
         client.connect("127.0.0.1", port)
         client.loop_start()
         stop.wait()

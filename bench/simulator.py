@@ -14,6 +14,7 @@ Prints one JSON line per stage and the ratios to the baseline.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -80,7 +81,8 @@ def bench_emitter(fleet, seconds: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1884")
+    ap.add_argument("--mqtt-url", default=os.environ.get("YUJING_TOOLS_MQTT_URL", "mqtt://127.0.0.1:1884"),
+                    help="the tools login: YUJING_TOOLS_MQTT_URL from var/mosquitto/mqtt.env")
     ap.add_argument("--duration-s", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=400_000.0, help="offered readings/s")
     ap.add_argument("--connections", type=int, default=4)

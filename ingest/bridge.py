@@ -35,6 +35,14 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+# Another connection logged in with our client id. Brokers that say so send DISCONNECT 0x8E;
+# Mosquitto 2.0.11 closes the old connection silently, so yujing's broker plugin refuses the second
+# connection and tells the holder on this topic (deploy/mosquitto/plugin/yujing_auth.c).
+SESSION_TAKEN_OVER = 0x8E
+SESSION_CONTESTED_TOPIC = "$yujing/session-contested"
+TAKEOVER_HOLD_S = 60.0  # not ready for this long after the last takeover or attempt
+
+
 class MqttBridge:
     """One persistent MQTT session, subscribed at QoS 1, with acknowledgement after commit."""
 
@@ -62,6 +70,9 @@ class MqttBridge:
         self._subscribed = threading.Event()
         self.connects = 0
         self.last_error: str | None = None
+        self._client_id = client_id
+        self.takeovers = 0
+        self._taken_over_at: float | None = None  # time.monotonic() of the last takeover
 
         client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -119,6 +130,13 @@ class MqttBridge:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def session_taken_over(self) -> bool:
+        """Whether another connection took this session over within the last ``TAKEOVER_HOLD_S``:
+        someone else holds the collector's login and client id (a second collector, or a leak)."""
+        at = self._taken_over_at
+        return at is not None and time.monotonic() - at < TAKEOVER_HOLD_S
 
     def pending(self) -> int:
         """Messages received and not yet taken by the pipeline."""
@@ -191,9 +209,22 @@ class MqttBridge:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         self.last_error = f"disconnected: {reason_code}"
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+            self._taken_over("taken over by another connection with this client id", None)
+            return
         log.warning("mqtt disconnected", extra={"reason": str(reason_code)})
 
+    def _taken_over(self, what: str, by: bytes | None) -> None:
+        self.takeovers += 1
+        self._taken_over_at = time.monotonic()
+        log.error(f"mqtt session {what}; not ready (another collector with the same client id, or a leaked login?)",
+                  extra={"client_id": self._client_id, "takeovers": self.takeovers,
+                         "by": by.decode(errors="replace")[:300] if by else None})
+
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        if message.topic == SESSION_CONTESTED_TOPIC:  # from the broker, to this client only
+            self._taken_over("contested: the broker refused a second connection with this client id", message.payload)
+            return
         self._inbox.append(
             RawMessage(
                 topic=message.topic,

@@ -1,8 +1,9 @@
 """The broker's password file and ACL file for gateways, rendered from the database.
 
 Each gateway may publish only its own readings and status (including its Last Will) and read only
-its own alerts. Files are replaced atomically, then the broker is sent SIGHUP: Mosquitto 2.0
-re-reads both files and disconnects clients whose login no longer holds.
+its own alerts; its monitoring login may only read its alerts and errors. Files are replaced
+atomically, then the broker is sent SIGHUP: Mosquitto 2.0 re-reads both files and disconnects
+clients whose login no longer holds.
 :class:`BrokerFilesWriter` does this whenever the credentials change (``broker_auth_version``).
 """
 
@@ -29,7 +30,14 @@ NEW_FILE_MODE = 0o640
 
 
 def render_password_file(logins: list[BrokerLogin]) -> str:
-    return HEADER + "".join(f"{x.username}:{x.password_hash}\n" for x in logins)
+    lines = [f"{x.username}:{x.password_hash}\n" for x in logins]
+    lines += [f"{x.monitor_username}:{x.monitor_password_hash}\n" for x in logins if x.monitor_password_hash]
+    return HEADER + "".join(lines)
+
+
+def errors_topic(enterprise: str, gateway: str) -> str:
+    """Where yujing will tell a gateway what it refused (not published yet; the ACL is ready)."""
+    return alerts_topic(enterprise, gateway).removesuffix("/alerts") + "/errors"
 
 
 def render_acl_file(logins: list[BrokerLogin]) -> str:
@@ -39,6 +47,12 @@ def render_acl_file(logins: list[BrokerLogin]) -> str:
         f"topic write {status_topic(x.enterprise, x.gateway)}\n"
         f"topic read {alerts_topic(x.enterprise, x.gateway)}\n"
         for x in logins
+    ]
+    blocks += [
+        f"user {x.monitor_username}\n"
+        f"topic read {alerts_topic(x.enterprise, x.gateway)}\n"
+        f"topic read {errors_topic(x.enterprise, x.gateway)}\n"
+        for x in logins if x.monitor_password_hash
     ]
     return HEADER + "\n".join(blocks)
 

@@ -1,7 +1,9 @@
 """Gateway MQTT credentials: issued or rotated (the password shown once), revoked, and listed for
 the broker's password and ACL files.
 
-A gateway logs in as ``{enterprise}.{gateway}`` (the broker also makes that its client id). Only
+A gateway logs in as ``{enterprise}.{gateway}`` (the broker also makes that its client id); its
+monitoring login ``{enterprise}.{gateway}.monitor`` may only read the gateway's alerts and errors
+topics, and comes and goes with the gateway's own (issued, rotated, revoked together). Only
 the password's Mosquitto hash is stored: ``$7${iterations}${salt}${hash}``, PBKDF2-HMAC-SHA512
 over a 12-byte random salt, base64 — the format ``mosquitto_passwd`` writes in Mosquitto 2.0.
 """
@@ -34,6 +36,8 @@ class IssuedCredentials:
     username: str
     password: str
     rotated: bool  # replaced an earlier password
+    monitor_username: str  # the read-only monitoring login
+    monitor_password: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,10 +48,20 @@ class BrokerLogin:
     gateway: str
     username: str
     password_hash: str
+    monitor_password_hash: str | None = None  # None: issued before monitoring logins existed
+
+    @property
+    def monitor_username(self) -> str:
+        return monitor_username(self.username)
 
 
 def mqtt_username(enterprise: str, gateway: str) -> str:
     return f"{enterprise}.{gateway}"
+
+
+def monitor_username(username: str) -> str:
+    """The read-only monitoring login that goes with a gateway's login."""
+    return f"{username}.monitor"
 
 
 def hash_password(password: str, *, salt: bytes | None = None, iterations: int = MOSQUITTO_ITERATIONS) -> str:
@@ -102,20 +116,32 @@ async def issue_credentials(conn: asyncpg.Connection, enterprise: str, gateway: 
                 f"gateway {enterprise}/{gateway} already has credentials; rotate them to get a new password"
             )
         username = mqtt_username(enterprise, gateway)
-        password = new_password()
+        password, monitor_password = new_password(), new_password()
+        # Ids may contain '.': E1/"G1.monitor" spells the monitoring login of E1/G1. Refuse either.
+        await conn.execute("LOCK TABLE gateway_credentials IN SHARE ROW EXCLUSIVE MODE")
+        clash = await conn.fetchval(
+            "SELECT username FROM gateway_credentials"
+            " WHERE gateway <> $1 AND (username = $2 OR username || '.monitor' = $3)",
+            row["id"], monitor_username(username), username)
+        if clash is not None:
+            raise CredentialError(f"login {username} (or its monitoring login) would clash with {clash}'s;"
+                                  " rename one of the gateways")
         try:
             await conn.execute(
-                """INSERT INTO gateway_credentials (gateway, username, password_hash) VALUES ($1, $2, $3)
+                """INSERT INTO gateway_credentials (gateway, username, password_hash, monitor_password_hash)
+                   VALUES ($1, $2, $3, $4)
                    ON CONFLICT (gateway) DO UPDATE
-                   SET password_hash = EXCLUDED.password_hash, rotated_at = now(), revoked_at = NULL""",
-                row["id"], username, hash_password(password),
+                   SET password_hash = EXCLUDED.password_hash, monitor_password_hash = EXCLUDED.monitor_password_hash,
+                       rotated_at = now(), revoked_at = NULL""",
+                row["id"], username, hash_password(password), hash_password(monitor_password),
             )
         except asyncpg.UniqueViolationError as exc:
             raise CredentialError(
                 f"username {username} is already taken by another gateway (enterprise and gateway ids "
                 "that contain '.' can spell the same name); rename one of the gateways"
             ) from exc
-    return IssuedCredentials(username, password, rotated=bool(row["has_credentials"]))
+    return IssuedCredentials(username, password, rotated=bool(row["has_credentials"]),
+                             monitor_username=monitor_username(username), monitor_password=monitor_password)
 
 
 async def revoke_credentials(conn: asyncpg.Connection, enterprise: str, gateway: str) -> bool:
@@ -130,14 +156,15 @@ async def revoke_credentials(conn: asyncpg.Connection, enterprise: str, gateway:
 async def broker_logins(conn: asyncpg.Connection) -> list[BrokerLogin]:
     """Every gateway allowed to log in: live credentials, active gateway, active enterprise."""
     rows = await conn.fetch(
-        """SELECT g.enterprise, g.code, c.username, c.password_hash
+        """SELECT g.enterprise, g.code, c.username, c.password_hash, c.monitor_password_hash
            FROM gateway_credentials c
            JOIN gateways g ON g.id = c.gateway
            JOIN enterprises e ON e.id = g.enterprise
            WHERE c.revoked_at IS NULL AND g.active AND e.active
            ORDER BY c.username"""
     )
-    return [BrokerLogin(r["enterprise"], r["code"], r["username"], r["password_hash"]) for r in rows]
+    return [BrokerLogin(r["enterprise"], r["code"], r["username"], r["password_hash"], r["monitor_password_hash"])
+            for r in rows]
 
 
 async def broker_auth_version(conn: asyncpg.Connection) -> int:

@@ -68,7 +68,8 @@ async def run_demo(service: Service, speed: float, recur_s: float, seed: int) ->
         log.info("demo fleet starting", extra={"preset": PRESET, "scenarios": [s.name for s in scenarios],
                                                "speed": speed, "recur_s": recur_s})
         simulating = tg.create_task(
-            _simulate(fleet, settings.mqtt_url, scenarios, seed, speed, recur_s), name="fleet"
+            _simulate(fleet, settings.tools_mqtt_url or settings.mqtt_url, scenarios, seed, speed, recur_s),
+            name="fleet",
         )
         await serving
         simulating.cancel()

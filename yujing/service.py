@@ -203,7 +203,9 @@ class Service:
     def _ready(self) -> dict:
         oldest = self.collector.oldest_unacked_s if self.collector else None
         lag = max(0.0, time.time() - oldest) if oldest else 0.0
-        return {"broker": bool(self.bridge and self.bridge.connected), "ingest_lag_s": round(lag, 3)}
+        return {"broker": bool(self.bridge and self.bridge.connected),
+                "mqtt_session_held": not (self.bridge and self.bridge.session_taken_over),  # not taken over
+                "ingest_lag_s": round(lag, 3)}
 
     def _api_server(self, pool, watcher: RegistryWatcher) -> uvicorn.Server:
         s = self.settings

@@ -137,7 +137,10 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     database_migration_url: str | None = None  # unset: database_url as yujing_owner, no password
     database_timeout_s: PositiveFloat = 10.0
-    mqtt_url: str = DEFAULT_MQTT_URL
+    mqtt_url: str = DEFAULT_MQTT_URL  # the collector's login: mqtt://yujing-collector:PASSWORD@host:port
+    # The simulated fleet of `yujing demo` publishes with this login (yujing-tools: it may write the
+    # gateways' up and status topics, which the collector's login may not); unset: mqtt_url.
+    tools_mqtt_url: str | None = None
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "yujing-collector"
     mqtt_session_expiry_s: PositiveInt = 7 * 24 * 3600
     mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 10_000
@@ -173,10 +176,11 @@ class Settings(BaseSettings):
         parts = urlsplit(self.database_url)
         return parts._replace(netloc=f"{MIGRATION_ROLE}@{parts.netloc.rsplit('@', 1)[-1]}").geturl()
 
-    @field_validator("mqtt_url")
+    @field_validator("mqtt_url", "tools_mqtt_url")
     @classmethod
-    def _mqtt_url(cls, v: str) -> str:
-        MqttEndpoint.parse(v)
+    def _mqtt_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            MqttEndpoint.parse(v)
         return v
 
     @model_validator(mode="after")

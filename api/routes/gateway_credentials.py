@@ -49,7 +49,9 @@ async def issue(request: Request, response: Response, item: GatewayId, body: Iss
                     f"gateway:{item}", {"username": issued.username})
     response.headers["Cache-Control"] = "no-store"
     return {"gateway": item, "enterprise": enterprise, "code": gateway, "username": issued.username,
-            "client_id": issued.username, "password": issued.password, "rotated": issued.rotated}
+            "client_id": issued.username, "password": issued.password, "rotated": issued.rotated,
+            # the read-only monitoring login (alerts and errors topics), its client id is its username
+            "monitor_username": issued.monitor_username, "monitor_password": issued.monitor_password}
 
 
 @router.delete("/gateways/{item}/credentials", summary="Revoke the gateway's MQTT login", responses=NOT_FOUND)

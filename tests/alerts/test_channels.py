@@ -197,9 +197,11 @@ async def test_mqtt_alert_topic(pool, clock, receiver, broker):
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-sub")
     sub.on_connect = lambda c, u, f, rc, p=None: (c.subscribe("yj/v1/+/+/alerts", qos=1), ready.set())
     sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
+    sub.username_pw_set(*broker.tools_login)
     sub.connect("127.0.0.1", broker.port)
     sub.loop_start()
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-pub")
+    pub.username_pw_set(*broker.login("yujing-collector"))  # publishes alerts in yujing's place
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()
 

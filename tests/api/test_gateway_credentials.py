@@ -15,20 +15,24 @@ async def test_issue_rotate_revoke_through_the_api(client, keys, seeded, db_url)
     assert r.status_code == 201, r.text
     first = r.json()
     assert (first["username"], first["client_id"], first["rotated"]) == ("EA1.G1", "EA1.G1", False)
+    assert first["monitor_username"] == "EA1.G1.monitor" and first["monitor_password"] != first["password"]
     assert r.headers["cache-control"] == "no-store"
     again = client.post(f"/api/v1/gateways/{g}/credentials", json={}, headers=h)
     assert again.status_code == 409 and "rotate" in again.text
     r = client.post(f"/api/v1/gateways/{g}/credentials", json={"rotate": True}, headers=h)
     assert r.status_code == 201 and r.json()["rotated"] and r.json()["password"] != first["password"]
-    second = r.json()["password"]
+    second, second_monitor = r.json()["password"], r.json()["monitor_password"]
+    assert second_monitor != first["monitor_password"]  # rotated together
     # another scope's key: as if the gateway did not exist, and nothing changes
     hb = auth(keys["city_b"])
     assert client.post(f"/api/v1/gateways/{g}/credentials", json={"rotate": True}, headers=hb).status_code == 404
     assert client.delete(f"/api/v1/gateways/{g}/credentials", headers=hb).status_code == 404
     conn = await asyncpg.connect(db_url)
     try:
-        stored = await conn.fetchval("SELECT password_hash FROM gateway_credentials WHERE username = 'EA1.G1'")
+        stored, monitor = await conn.fetchrow(
+            "SELECT password_hash, monitor_password_hash FROM gateway_credentials WHERE username = 'EA1.G1'")
         assert verify_password(second, stored) and not verify_password(first["password"], stored)
+        assert verify_password(second_monitor, monitor)
         r = client.delete(f"/api/v1/gateways/{g}/credentials", headers=h)
         assert r.status_code == 200 and r.json()["revoked"] is True
         assert client.delete(f"/api/v1/gateways/{g}/credentials", headers=h).json()["revoked"] is False

@@ -24,7 +24,7 @@ from store.broker_files import BrokerFiles, BrokerFilesWriter
 from store.gateway_credentials import issue_credentials, revoke_credentials
 from store.registry import import_registry
 from store.registry_file import parse_registry_file
-from tests.support.services import wait_for
+from tests.support.services import COLLECTOR_LOGIN, TOOLS_LOGIN, wait_for
 
 NOT_AUTHORIZED = 0x87
 TIMEOUT_S = 10.0
@@ -147,10 +147,12 @@ async def setup_gateways(db, broker) -> dict[str, str]:
 
 async def test_a_gateway_uses_its_own_topics_only(db, broker):
     passwords = await setup_gateways(db, broker)
-    monitor = Client(broker.port)  # the anonymous loopback listener, as yujing and local tools use it
+    monitor = Client(broker.port, *broker.tools_login)  # the loopback listener, as local tools use it
     assert await monitor.connect() == 0
     assert await monitor.subscribe("yj/v1/#") == 1
-    assert await monitor.publish("yj/v1/E1/G2/alerts", b"retained alert of G2", retain=True) == 0
+    yujing = Client(broker.port, *broker.login(COLLECTOR_LOGIN))  # publishes alerts, as the service does
+    assert await yujing.connect() == 0
+    assert await yujing.publish("yj/v1/E1/G2/alerts", b"retained alert of G2", retain=True) == 0
 
     g1 = await login_when(broker, "E1.G1", passwords["G1"], accepted=True, will=("yj/v1/E1/G1/status", b"offline"))
     try:
@@ -169,18 +171,19 @@ async def test_a_gateway_uses_its_own_topics_only(db, broker):
         await g1.subscribe("yj/v1/E1/G2/alerts")
         await g1.subscribe("yj/v1/E1/+/alerts")
         await g1.subscribe("yj/#")
-        assert await monitor.publish("yj/v1/E1/G2/alerts", b"live alert of G2") == 0
-        assert await monitor.publish("yj/v1/E1/G1/alerts", b"alert of G1") == 0
+        assert await yujing.publish("yj/v1/E1/G2/alerts", b"live alert of G2") == 0
+        assert await yujing.publish("yj/v1/E1/G1/alerts", b"alert of G1") == 0
         seen = await g1.received(b"alert of G1")
         assert {t for t, _ in seen} == {"yj/v1/E1/G1/alerts"}, seen
     finally:
         g1.close()
         monitor.close()
+        yujing.close()
 
 
 async def test_last_will_only_on_the_gateways_own_status(db, broker):
     passwords = await setup_gateways(db, broker)
-    monitor = Client(broker.port)
+    monitor = Client(broker.port, *broker.tools_login)
     assert await monitor.connect() == 0
     assert await monitor.subscribe("yj/v1/E1/+/status") == 1
     try:
@@ -194,7 +197,7 @@ async def test_last_will_only_on_the_gateways_own_status(db, broker):
         honest.drop_connection()
         seen = await monitor.received(b"offline")
         assert seen == [("yj/v1/E1/G2/status", b"offline")]  # one Will, the honest one
-        late = Client(broker.port)
+        late = Client(broker.port, *broker.tools_login)
         assert await late.connect() == 0
         await late.subscribe("yj/v1/E1/G2/status")
         assert await late.received(b"offline") == [("yj/v1/E1/G2/status", b"offline")]  # retained
@@ -203,7 +206,7 @@ async def test_last_will_only_on_the_gateways_own_status(db, broker):
         monitor.close()
 
 
-async def test_bad_logins_are_refused_and_the_loopback_listener_stays_open(db, broker):
+async def test_bad_logins_are_refused_on_both_listeners(db, broker):
     passwords = await setup_gateways(db, broker)
     g1 = await login_when(broker, "E1.G1", passwords["G1"], accepted=True)
     g1.close()
@@ -211,17 +214,24 @@ async def test_bad_logins_are_refused_and_the_loopback_listener_stays_open(db, b
         client = Client(broker.gateway_port, username, password)
         assert (await client.connect()).value == NOT_AUTHORIZED, username
         client.close()
-    local = Client(broker.port)
+    # The loopback listener takes yujing's own logins only: no anonymous access, no gateway login.
+    for username, password in ((None, None), ("E1.G1", passwords["G1"]), (TOOLS_LOGIN, "wrong")):
+        client = Client(broker.port, username, password)
+        assert (await client.connect()).value == NOT_AUTHORIZED, username
+        client.close()
+    local = Client(broker.port, *broker.tools_login)
     assert await local.connect() == 0
     assert await local.subscribe("yj/#") == 1
-    assert await local.publish("yj/v1/E1/G2/up", b"anything goes on loopback") == 0
-    await local.received(b"anything goes on loopback")
+    assert await local.publish("yj/v1/E1/G2/up", b"a simulated reading") == 0
+    await local.received(b"a simulated reading")
+    # Its ACL: the tools may play gateways but not publish alerts to them.
+    assert (await local.publish("yj/v1/E1/G2/alerts", b"forged alert")).value == NOT_AUTHORIZED
     local.close()
 
 
 async def test_a_gateway_cannot_take_over_another_clients_session(db, broker):
     passwords = await setup_gateways(db, broker)
-    collector = Client(broker.port, client_id="yujing-collector")
+    collector = Client(broker.port, *broker.login(COLLECTOR_LOGIN), client_id=COLLECTOR_LOGIN)
     assert await collector.connect() == 0
     assert await collector.subscribe("yj/v1/+/+/up") == 1
     g2 = await login_when(broker, "E1.G2", passwords["G2"], accepted=True)
@@ -239,6 +249,35 @@ async def test_a_gateway_cannot_take_over_another_clients_session(db, broker):
     finally:
         g2.close()
         collector.close()
+
+
+async def test_the_monitoring_login_reads_its_gateways_alerts_only(db, broker):
+    await import_registry(db, parse_registry_file(REGISTRY))
+    issued = {g: await issue_credentials(db, "E1", g) for g in ("G1", "G2")}
+    await BrokerFiles(broker.password_file, broker.acl_file, pid_file(broker)).sync(db)
+    g1 = await login_when(broker, "E1.G1", issued["G1"].password, accepted=True)
+    watch = await login_when(broker, "E1.G1.monitor", issued["G1"].monitor_password, accepted=True)
+    yujing = Client(broker.port, *broker.login(COLLECTOR_LOGIN))
+    assert await yujing.connect() == 0
+    try:
+        for topic in ("yj/v1/E1/G1/up", "yj/v1/E1/G1/status", "yj/v1/E1/G1/alerts"):
+            assert (await watch.publish(topic, b"from the monitor")).value == NOT_AUTHORIZED, topic
+        await watch.subscribe("yj/v1/E1/#")
+        for topic in ("yj/v1/E1/G2/alerts", "yj/v1/E1/G1/errors", "yj/v1/E1/G1/alerts"):
+            assert await yujing.publish(topic, topic.encode()) == 0
+        seen = await watch.received(b"yj/v1/E1/G1/alerts")
+        assert [t for t, _ in seen] == ["yj/v1/E1/G1/errors", "yj/v1/E1/G1/alerts"]
+        assert await g1.publish("yj/v1/E1/G1/up", b"still connected") == 0  # neither kicked the other
+        assert g1.disconnects == 0 and watch.disconnects == 0
+        # The gateway's password is not the monitor's, and the other way round.
+        for username, password in (("E1.G1.monitor", issued["G1"].password),
+                                   ("E1.G2.monitor", issued["G1"].monitor_password)):
+            client, rc = await login(broker, username, password)
+            assert rc.value == NOT_AUTHORIZED, username
+            client.close()
+    finally:
+        for c in (g1, watch, yujing):
+            c.close()
 
 
 async def test_the_service_loop_applies_issue_rotate_and_revoke(db, db_url, broker):

@@ -50,7 +50,7 @@ async def test_methane_fan_stop_is_detected_at_the_expected_grade(fleet, db_url,
 
     async with running_service(service_settings(db_url, broker.url, detectors_rebuild_s=0)):
         report = await asyncio.to_thread(
-            run_drill, fleet, spec, broker.url, seed=SEED,
+            run_drill, fleet, spec, broker.tools_url, seed=SEED,
             options=DrillOptions(speed=SPEED, stop_when_scored=True, linger_s=1.0))
     print(format_report(report))
 

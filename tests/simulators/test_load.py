@@ -43,7 +43,8 @@ async def test_two_step_ramp_reports_committed_rate_lag_and_alert_latency(db_url
     port = free_port()
     settings = service_settings(db_url, broker.url, metrics_port=port, detectors_rebuild_s=0)
     async with running_service(settings):
-        report = await asyncio.to_thread(run_load, PLAN, broker.url, metrics_url=f"http://127.0.0.1:{port}/metrics",
+        report = await asyncio.to_thread(run_load, PLAN, broker.tools_url,
+                                         metrics_url=f"http://127.0.0.1:{port}/metrics",
                                          service_pid=os.getpid())
     print(format_report(report))
     assert [s.target_readings_s for s in report.steps] == [1_000.0, 2_000.0]

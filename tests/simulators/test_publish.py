@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 
 from domain.codec import parse_batch
 from simulators import FleetConfig, PublisherOptions, RunOptions, ScenarioSpec, build_fleet, run_simulation
+from tests.support.services import tools_login
 
 TIMEOUT_S = 20.0
 
@@ -30,6 +31,7 @@ class _Sink:
         self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.c.on_subscribe = lambda *a: self.ready.set()
         self.c.on_message = self._on_message
+        self.c.username_pw_set(*tools_login(url_port))
         self.c.connect("127.0.0.1", url_port)
         self.c.loop_start()
         assert self.ready.wait(TIMEOUT_S), "subscription not acknowledged"
@@ -47,7 +49,7 @@ def test_published_batches_arrive_and_decode(broker, topic_prefix):
     fleet = _fleet(topic_prefix)
     sink = _Sink(broker.port, f"yj/v1/{topic_prefix}/#")
     try:
-        rep = run_simulation(fleet, PublisherOptions(broker.url), options=RunOptions(duration_s=2.0, speed=150.0))
+        rep = run_simulation(fleet, PublisherOptions(broker.tools_url), options=RunOptions(duration_s=2.0, speed=150.0))
         assert rep.drained
         deadline = time.monotonic() + TIMEOUT_S
         while time.monotonic() < deadline:
@@ -74,7 +76,7 @@ def test_dead_gateway_last_will_is_published_by_the_broker(broker, topic_prefix)
                                      "expected_grade": "blue"}, "dead")
     sink = _Sink(broker.port, f"yj/v1/{topic_prefix}/+/status")
     try:
-        rep = run_simulation(fleet, PublisherOptions(broker.url), scenarios=[spec],
+        rep = run_simulation(fleet, PublisherOptions(broker.tools_url), scenarios=[spec],
                              options=RunOptions(duration_s=1.5, speed=2.0))
         dead_gw = rep.truths[0].gateway
         got = []

@@ -32,6 +32,7 @@ enterprises:
 gateways:
   - {id: G1, enterprise: E1}
   - {id: G2, enterprise: E1}
+  - {id: G1.monitor, enterprise: E1}
   - {id: G1, enterprise: E2}
   - {id: C, enterprise: A.B}
   - {id: B.C, enterprise: A}
@@ -104,6 +105,15 @@ async def test_ambiguous_usernames_are_refused(db):
     with pytest.raises(CredentialError, match="already taken"):
         await issue_credentials(db, "A", "B.C")
     assert [x.enterprise for x in await broker_logins(db)] == ["A.B"]
+    # E1/"G1.monitor" would log in as the monitoring login of E1/G1, and the other way round.
+    await issue_credentials(db, "E1", "G1")
+    with pytest.raises(CredentialError, match="clash with E1.G1"):
+        await issue_credentials(db, "E1", "G1.monitor")
+    await revoke_credentials(db, "E1", "G1")
+    await db.execute("DELETE FROM gateway_credentials WHERE username = 'E1.G1'")
+    await issue_credentials(db, "E1", "G1.monitor")
+    with pytest.raises(CredentialError, match="clash with E1.G1.monitor"):
+        await issue_credentials(db, "E1", "G1")
 
 
 async def test_deactivated_gateways_and_enterprises_lose_their_login(db):
@@ -131,12 +141,16 @@ async def test_rendered_files(db, tmp_path):
     issued = {g: await issue_credentials(db, "E1", g) for g in ("G1", "G2")}
     logins = await broker_logins(db)
     passwd = [line for line in render_password_file(logins).splitlines() if not line.startswith("#")]
-    assert [line.split(":", 1)[0] for line in passwd] == ["E1.G1", "E1.G2"]
+    assert [line.split(":", 1)[0] for line in passwd] == ["E1.G1", "E1.G2", "E1.G1.monitor", "E1.G2.monitor"]
     assert verify_password(issued["G2"].password, passwd[1].split(":", 1)[1])
+    assert verify_password(issued["G2"].monitor_password, passwd[3].split(":", 1)[1])
+    assert issued["G2"].monitor_username == "E1.G2.monitor"
     acl = render_acl_file(logins)
     assert ("user E1.G1\ntopic write yj/v1/E1/G1/up\ntopic write yj/v1/E1/G1/status\n"
             "topic read yj/v1/E1/G1/alerts\n") in acl
-    assert acl.count("topic ") == 6 and "pattern" not in acl and "#" not in acl.split("\n", 1)[1]
+    # The monitoring login reads, never writes.
+    assert "user E1.G1.monitor\ntopic read yj/v1/E1/G1/alerts\ntopic read yj/v1/E1/G1/errors\n" in acl
+    assert acl.count("topic ") == 10 and "pattern" not in acl and "#" not in acl.split("\n", 1)[1]
 
     files = BrokerFiles(tmp_path / "gw.passwd", tmp_path / "gw.acl")
     assert await files.sync(db) == (2, True)

@@ -11,6 +11,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tests.support.services import tools_login
+
 
 class Publisher:
     def __init__(self, port: int, client_id: str | None = None) -> None:
@@ -22,6 +24,7 @@ class Publisher:
         self.client.max_inflight_messages_set(0)  # bounded windows make paho 2.2 quadratic
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.1, 1)
+        self.client.username_pw_set(*tools_login(port))  # the test broker's tools login
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         self._acked = 0

@@ -30,6 +30,20 @@ REPO = Path(__file__).resolve().parents[2]
 ADMIN_URL = os.environ.get("YUJING_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MOSQUITTO = os.environ.get("YUJING_TEST_MOSQUITTO", shutil.which("mosquitto") or "/usr/sbin/mosquitto")
 PROJECT_MQTT_URL = os.environ.get("YUJING_MQTT_URL", "mqtt://127.0.0.1:1884")
+COLLECTOR_LOGIN = "yujing-collector"  # the service's login (deploy/mosquitto/service.acl)
+TOOLS_LOGIN = "yujing-tools"  # simulators, probes, publishers and sinks of the tests
+
+# The tools' login of every broker this process started, by its loopback port: helpers that take a
+# port (tests/support/publisher.py, the benchmarks' offer processes) log in with it.
+_TOOLS_LOGINS: dict[int, tuple[str, str]] = {}
+
+
+def tools_login(port: int) -> tuple[str, str]:
+    """(username, password) of the tools' login on the test broker listening on ``port``."""
+    try:
+        return _TOOLS_LOGINS[port]
+    except KeyError:
+        raise RuntimeError(f"no broker started by this process listens on port {port}") from None
 
 
 def database_url(name: str, user: str | None = None) -> str:
@@ -159,9 +173,27 @@ class Broker:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="yj-broker-"))
         self.proc: subprocess.Popen | None = None
 
+    def login(self, username: str) -> tuple[str, str]:
+        """(username, password) of one of yujing's own logins (created by render.sh)."""
+        return username, (self.data_dir / "logins" / username).read_text().strip()
+
+    def login_url(self, username: str) -> str:
+        user, password = self.login(username)
+        return f"mqtt://{user}:{password}@127.0.0.1:{self.port}"
+
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        """The service's URL: the collector's login on the loopback listener."""
+        return self.login_url(COLLECTOR_LOGIN)
+
+    @property
+    def tools_url(self) -> str:
+        """The simulators' and probes' URL: the tools' login."""
+        return self.login_url(TOOLS_LOGIN)
+
+    @property
+    def tools_login(self) -> tuple[str, str]:
+        return self.login(TOOLS_LOGIN)
 
     @property
     def password_file(self) -> Path:
@@ -173,13 +205,15 @@ class Broker:
 
     def start(self) -> None:
         conf = self.data_dir / "mosquitto.conf"
-        rendered = subprocess.run(
+        done = subprocess.run(
             ["bash", str(REPO / "deploy/mosquitto/render.sh"), str(self.port), str(self.data_dir)],
-            check=True,
             capture_output=True,
             text=True,
             env={**os.environ, "MOSQUITTO_GATEWAY_PORT": str(self.gateway_port)},
-        ).stdout
+        )
+        if done.returncode != 0:  # e.g. the plugin does not build: say why
+            raise RuntimeError(f"deploy/mosquitto/render.sh failed ({done.returncode}): {done.stderr[-2000:]}")
+        rendered = done.stdout
         # Tests run the broker in the foreground under our control, never as a daemon.
         lines = [
             line for line in rendered.splitlines()
@@ -192,6 +226,7 @@ class Broker:
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port)
         wait_port(self.gateway_port)
+        _TOOLS_LOGINS[self.port] = self.login(TOOLS_LOGIN)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:

@@ -17,7 +17,7 @@ from tests.alerts.support import Receiver, policy_doc
 from tests.support.fleet import now_ms
 from tests.support.publisher import Publisher
 from tests.support.running import running_service, service_settings
-from tests.support.services import wait_for
+from tests.support.services import tools_login, wait_for
 
 REGISTRY = """
 enterprises: [{id: E1, name: 某煤矿, region: "360100", industry: coal_mine}]
@@ -34,6 +34,7 @@ def subscribe(port: int, topic: str) -> tuple[mqtt.Client, list[bytes]]:
     c.on_message = lambda cl, u, m: got.append(m.payload)
     c.on_subscribe = lambda *a: ready.set()
     c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(topic, qos=1)
+    c.username_pw_set(*tools_login(port))
     c.connect("127.0.0.1", port)
     c.loop_start()
     assert ready.wait(10)

@@ -32,7 +32,7 @@ def drill(
     seed: Annotated[int, typer.Option("--seed", help="draws the incident from the scenario's ranges")] = 0,
     fleet: Annotated[Path | None, typer.Option("--fleet", help="fleet YAML file (simulators/fleet.py format)")] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="a shipped fleet (default jiangxi-demo)")] = None,
-    mqtt_url: Annotated[str, typer.Option("--mqtt-url", envvar="YUJING_MQTT_URL")] = DEFAULT_MQTT_URL,
+    mqtt_url: Annotated[str, typer.Option("--mqtt-url", envvar="YUJING_TOOLS_MQTT_URL")] = DEFAULT_MQTT_URL,
     speed: Annotated[float, typer.Option("--speed", min=1.0, help="simulated seconds per wall second")] = 1.0,
     grace_s: Annotated[float, typer.Option("--grace-s", help="simulated seconds observed after the deadline")] = 30.0,
     stop_when_detected: Annotated[bool, typer.Option("--stop-when-detected", help="stop once the expected grade is seen")] = False,

@@ -94,6 +94,8 @@ def credentials(
                    " — the password is shown once, store it now:", err=True)
         typer.echo(f"username: {result.username}")
         typer.echo(f"password: {result.password}")
+        typer.echo(f"monitor username: {result.monitor_username}")  # read-only: alerts and errors
+        typer.echo(f"monitor password: {result.monitor_password}")
     if synced is not None:
         typer.echo(f"broker files written ({synced[0]} gateway logins)"
                    + (", broker reloaded" if files.pid_file and synced[1] else ""), err=True)

@@ -41,7 +41,7 @@ def loadtest(
     duration: Annotated[float, typer.Option("--duration", min=1.0, help="total seconds (dwell = duration / steps)")] = 300.0,
     steps: Annotated[int, typer.Option("--steps", min=1, help="equal steps up to --rate")] = 5,
     dwell: Annotated[float | None, typer.Option("--dwell", min=2.0, help="seconds per step (overrides --duration)")] = None,
-    mqtt_url: Annotated[str, typer.Option("--mqtt-url", envvar="YUJING_MQTT_URL")] = DEFAULT_MQTT_URL,
+    mqtt_url: Annotated[str, typer.Option("--mqtt-url", envvar="YUJING_TOOLS_MQTT_URL")] = DEFAULT_MQTT_URL,
     metrics_url: Annotated[str | None, typer.Option("--metrics-url", help="the service's Prometheus /metrics URL "
                                                     "(default: the API's, http://127.0.0.1:$YUJING_HTTP_PORT/metrics)")] = None,
     service_pid: Annotated[int | None, typer.Option("--service-pid", help="pid of the service, for CPU and memory")] = None,

@@ -26,7 +26,7 @@ def simulate(
     scenario: Annotated[list[str], typer.Option("--scenario", help="scenario name or YAML path; repeatable")] = [],  # noqa: B006
     rate: Annotated[float | None, typer.Option("--rate", help="offered readings/s (scales every scan period)")] = None,
     duration_s: Annotated[float | None, typer.Option("--duration-s", help="stop after this many seconds")] = None,
-    mqtt_url: Annotated[str, typer.Option("--mqtt-url", envvar="YUJING_MQTT_URL")] = DEFAULT_MQTT_URL,
+    mqtt_url: Annotated[str, typer.Option("--mqtt-url", envvar="YUJING_TOOLS_MQTT_URL")] = DEFAULT_MQTT_URL,
     registry_out: Annotated[Path | None, typer.Option("--registry-out", help="write the registry YAML here")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     speed: Annotated[float, typer.Option("--speed", help="simulated seconds per second")] = 1.0,
