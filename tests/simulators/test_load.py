@@ -99,9 +99,9 @@ async def test_loadtest_without_the_registry_refuses_and_says_how_to_fix_it(db_u
     settings = service_settings(db_url, broker.url, detectors_rebuild_s=0)
     async with running_service(settings):
         # the default metrics URL is the service's API /metrics, which loopback reads without a key
-        rc, output, took_s = await _loadtest_cli(tmp_path, broker.url, YUJING_HTTP_PORT=str(settings.http_port))
+        rc, output, took_s = await _loadtest_cli(tmp_path, broker.tools_url, YUJING_HTTP_PORT=str(settings.http_port))
         with pytest.raises(FleetUnknown):
-            await asyncio.to_thread(run_load, SHORT, broker.url,
+            await asyncio.to_thread(run_load, SHORT, broker.tools_url,
                                     metrics_url=f"http://127.0.0.1:{settings.http_port}/metrics")
     print(output)
     assert rc == 2, output
@@ -112,7 +112,7 @@ async def test_loadtest_without_the_registry_refuses_and_says_how_to_fix_it(db_u
 
 @pytest.mark.timeout(120)
 async def test_loadtest_without_readable_metrics_refuses(broker, tmp_path):
-    rc, output, _ = await _loadtest_cli(tmp_path, broker.url, "--metrics-url", f"http://127.0.0.1:{free_port()}/metrics")
+    rc, output, _ = await _loadtest_cli(tmp_path, broker.tools_url, "--metrics-url", f"http://127.0.0.1:{free_port()}/metrics")
     print(output)
     assert rc == 3, output
     assert "cannot read the service's metrics" in output and "--metrics-url" in output
