@@ -58,7 +58,7 @@ class Intake:
             grading_rule=g.rule.name if g.rule else None, state=State.FIRING, active=True, grade=g.colour,
             base_grade=g.colour, peak_grade=g.colour, upgraded=None, severity=f.severity,
             finding_event=f.event, finding_ts_us=f.ts_us, value=value, setpoint=setpoint, peak_value=value,
-            started_us=now_us, grade_since_us=now_us, unacked_since_us=now_us, updated_us=now_us,
+            started_us=now_us, grade_since_us=now_us, unacked_since_us=now_us, raised_us=now_us, updated_us=now_us,
         )
         return alert, Change("opened", lifecycle.SYSTEM, {
             "rule": f.rule, "severity": f.severity.name.lower(), "grade": alert.grade.id,

@@ -83,9 +83,10 @@ class Alert:
     value: float | None
     setpoint: float | None
     peak_value: float | None
-    started_us: int
-    grade_since_us: int
+    started_us: int  # the incident opened
+    grade_since_us: int  # the grade took its value, within the current excursion
     unacked_since_us: int | None
+    raised_us: int = 0  # the current excursion began (the latest raise); 0 = started_us
     cleared_us: int | None = None
     resolved_us: int | None = None
     closed_us: int | None = None
@@ -107,6 +108,12 @@ class Alert:
 
     def copy(self) -> Alert:
         return dataclasses.replace(self)
+
+    @property
+    def excursion_us(self) -> int:
+        """When the current excursion of the condition began: persistence and the durations in
+        messages count from here, never across a resolved gap."""
+        return self.raised_us or self.started_us
 
     @property
     def acked(self) -> bool:
@@ -255,8 +262,9 @@ def on_finding(
         rose = base_grade > alert.grade
         alert.base_grade = base_grade
         alert.upgraded = None
-        if base_grade != alert.grade:
-            _set_grade(alert, base_grade, now_us)
+        # a new excursion: persistence and "持续 N 分钟" start again from now
+        alert.raised_us = now_us
+        _set_grade(alert, base_grade, now_us)
         if holding and not rose:
             if alert.state is State.RESOLVED:
                 alert.state = State.ACKNOWLEDGED if alert.acked else State.FIRING

@@ -28,7 +28,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("acked_by", "text"), ("assignee", "text"), ("shelved_until_us", "bigint"), ("shelved_by", "text"),
     ("shelve_reason", "text"), ("flapping", "boolean"), ("flap_changes_us", "text"), ("reopened", "integer"),
     ("escalation_step", "smallint"), ("timer_due_us", "bigint"), ("version", "integer"),
-    ("notify_version", "integer"), ("routed_version", "integer"), ("updated_us", "bigint"),
+    ("notify_version", "integer"), ("routed_version", "integer"), ("updated_us", "bigint"), ("raised_us", "bigint"),
 )
 _NAMES = [c for c, _ in _COLUMNS]
 _SELECT_LIST = ", ".join(
@@ -89,6 +89,7 @@ def _row_values(a: Alert) -> tuple:
         a.unacked_since_us, a.cleared_us, a.resolved_us, a.closed_us, a.acked_us, a.acked_by, a.assignee,
         a.shelved_until_us, a.shelved_by, a.shelve_reason, a.flapping, ",".join(map(str, a.flap_changes_us)),
         a.reopened, a.escalation_step, a.timer_due_us, a.version, a.notify_version, a.routed_version, a.updated_us,
+        a.raised_us or a.started_us,
     )
 
 
@@ -112,6 +113,7 @@ def from_row(r: asyncpg.Record) -> Alert:
         flap_changes_us=tuple(int(x) for x in (flap or "").split(",") if x), reopened=r["reopened"],
         escalation_step=r["escalation_step"], timer_due_us=r["timer_due_us"], version=r["version"],
         notify_version=r["notify_version"], routed_version=r["routed_version"], updated_us=r["updated_us"],
+        raised_us=r["raised_us"],
     )
 
 

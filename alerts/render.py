@@ -170,11 +170,11 @@ def describe(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule 
     text = what(alert, registry, rule, lang)
     if alert.state in (State.RESOLVED, State.CLOSED):
         end = alert.resolved_us or now_us
-        tail = (f", cleared after {_duration((end - alert.started_us) / 1e6, lang)}" if lang == "en"
-                else f"，持续 {_duration((end - alert.started_us) / 1e6, lang)} 后恢复")
-    else:
-        tail = (f", for {_duration((now_us - alert.started_us) / 1e6, lang)}" if lang == "en"
-                else f"，持续 {_duration((now_us - alert.started_us) / 1e6, lang)}")
+        tail = (f", cleared after {_duration((end - alert.excursion_us) / 1e6, lang)}" if lang == "en"
+                else f"，持续 {_duration((end - alert.excursion_us) / 1e6, lang)} 后恢复")
+    else:  # the current excursion only: a reopened alert does not carry its earlier ones
+        tail = (f", for {_duration((now_us - alert.excursion_us) / 1e6, lang)}" if lang == "en"
+                else f"，持续 {_duration((now_us - alert.excursion_us) / 1e6, lang)}")
     if alert.flapping:
         tail += " (flapping)" if lang == "en" else "（频繁波动）"
     return f"{headline(alert, lang, escalation)}{place(alert, registry, lang)} {text}{tail}"
