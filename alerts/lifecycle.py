@@ -104,10 +104,15 @@ class Alert:
     version: int = 1
     notify_version: int = 1
     routed_version: int = 0
+    told_version: int = 0  # the last version published as a state update (alerts.updates)
     updated_us: int = 0
 
     def copy(self) -> Alert:
         return dataclasses.replace(self)
+
+    def sensor_ids(self) -> tuple[int, ...]:
+        """Sensors whose findings contribute to this alert (besides its subject), sorted."""
+        return ()
 
     @property
     def excursion_us(self) -> int:

@@ -1,7 +1,8 @@
 """JSON Schema of the message yujing publishes on ``yj/v1/{enterprise}/{gateway}/alerts``.
 
-One message per alert change worth notifying (opened, grade raised or lowered, latched, reopened,
-resolved), QoS 1, not retained. ``idempotency_key`` (``{alert_key}@{version}``) is stable across
+One message per alert change: the router's (opened, grade raised or lowered, latched, reopened,
+resolved) and the lifecycle changes it does not tell (acknowledged, assigned, shelved, unshelved,
+closed; ``change`` names them, see :mod:`alerts.updates`), QoS 1, not retained. ``idempotency_key`` (``{alert_key}@{version}``) is stable across
 redeliveries: a gateway that sees a key twice drops the second. ``message`` is the human sentence
 in the policy's language. Times are µs since the Unix epoch (UTC); ``started_at`` is local time
 (Asia/Shanghai) for display.
@@ -51,6 +52,12 @@ SCHEMA: dict = {
         "resolved_us": {"type": ["integer", "null"]},
         "message": {"type": "string", "examples": ["【红色预警】南昌市 某煤矿 采煤工作面 甲烷 1.62%VOL ≥ 断电值 1.5%VOL，持续 3 分钟"]},
         "requirement": {"type": ["string", "null"], "description": "what the standard requires"},
+        "change": {"type": ["string", "null"],
+                   "description": "the lifecycle change this message reports when the router does not tell it "
+                                  "(acknowledged, assigned, shelved, unshelved, closed, flapping_ended, "
+                                  "severity_changed); null on messages of the router (opened, reopened, grade "
+                                  "raised or lowered, latched, latch reset, resolved)"},
+        "change_actor": {"type": ["string", "null"], "description": "who made that change (an operator, or system)"},
     },
     "additionalProperties": True,
 }

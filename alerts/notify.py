@@ -24,6 +24,7 @@ from domain.severity import SubjectKind
 from domain.topics import alerts_topic
 
 SCHEMA = "yujing.notification/1"
+ALERT_SCHEMA = "yujing.alert/1"  # bumped with alerts.mqtt_schema
 MAX_LISTED = 20  # alerts listed in a message's text; the JSON carries all of them
 
 
@@ -143,7 +144,7 @@ def group_key_for(group_key: str, alerts: Sequence[Alert], repeat: int | None) -
 
 
 def rows_for_receiver(receiver: Receiver, key: str, payload: dict[str, Any], alerts: Sequence[Alert],
-                      mqtt_enabled: bool, registry_gateway: Callable[[Alert], str | None]) -> list[NewNotification]:
+                      mqtt_enabled: bool, gateways: Callable[[Alert], list[str]]) -> list[NewNotification]:
     ids = tuple(a.id for a in alerts)
     out = []
     for ch in receiver.channels:
@@ -151,17 +152,7 @@ def rows_for_receiver(receiver: Receiver, key: str, payload: dict[str, Any], ale
             if not mqtt_enabled:
                 continue
             for a, view in zip(alerts, payload["alerts"], strict=True):
-                gw = registry_gateway(a)
-                if not gw or not a.enterprise:
-                    continue
-                out.append(NewNotification(
-                    idempotency_key=f"{a.alert_key}@{a.notify_version}:{receiver.name}.{ch.name}",
-                    receiver=receiver.name, channel=ch.name, channel_type="mqtt",
-                    payload={"topic": alerts_topic(a.enterprise, gw), "qos": ch.qos,
-                             "message": {**view, "schema": "yujing.alert/1",
-                                         "idempotency_key": f"{a.alert_key}@{a.notify_version}"}},
-                    alert_ids=(a.id,),
-                ))
+                out.extend(mqtt_rows(a, view, receiver.name, ch, gateways(a), None))
             continue
         out.append(NewNotification(
             idempotency_key=f"{key}:{receiver.name}.{ch.name}", receiver=receiver.name, channel=ch.name,
@@ -169,6 +160,27 @@ def rows_for_receiver(receiver: Receiver, key: str, payload: dict[str, Any], ale
             alert_ids=ids,
         ))
     return out
+
+
+def mqtt_rows(alert: Alert, view: dict[str, Any], receiver: str, ch: MqttChannel, gateways: Sequence[str],
+              change: dict[str, Any] | None) -> list[NewNotification]:
+    """One ``yujing.alert`` message per gateway that hears the alert (see :mod:`alerts.gateways`).
+
+    ``change`` is the lifecycle change the message reports (action, actor, version) when it is
+    not one the router tells (acknowledged, assigned, shelved, closed, …)."""
+    if not alert.enterprise:
+        return []
+    version = alert.notify_version if change is None else change["version"]
+    key = f"{alert.alert_key}@{version}"
+    message = {**view, "schema": ALERT_SCHEMA, "idempotency_key": key, "version": version,
+               "change": change["action"] if change else None,
+               "change_actor": change["actor"] if change else None}
+    return [NewNotification(
+        idempotency_key=f"{key}:{receiver}.{ch.name}" + (f":{gw}" if len(gateways) > 1 else ""),
+        receiver=receiver, channel=ch.name, channel_type="mqtt",
+        payload={"topic": alerts_topic(alert.enterprise, gw), "qos": ch.qos, "message": message},
+        alert_ids=(alert.id,),
+    ) for gw in gateways]
 
 
 def max_grade(alerts: Sequence[Alert]) -> Colour:

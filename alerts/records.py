@@ -32,7 +32,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _NAMES = [c for c, _ in _COLUMNS]
 _SELECT_LIST = ", ".join(
-    ["id"] + [
+    ["id", "told_version"] + [
         "array_to_string(regions, ',') AS regions" if c == "regions"
         else "labels::text AS labels" if c == "labels"
         else "array_to_string(flap_changes_us, ',') AS flap_changes_us" if c == "flap_changes_us"
@@ -113,7 +113,7 @@ def from_row(r: asyncpg.Record) -> Alert:
         flap_changes_us=tuple(int(x) for x in (flap or "").split(",") if x), reopened=r["reopened"],
         escalation_step=r["escalation_step"], timer_due_us=r["timer_due_us"], version=r["version"],
         notify_version=r["notify_version"], routed_version=r["routed_version"], updated_us=r["updated_us"],
-        raised_us=r["raised_us"],
+        raised_us=r["raised_us"], told_version=r["told_version"],
     )
 
 

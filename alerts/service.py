@@ -13,6 +13,7 @@ The pipeline, in order (one place, as Alertmanager's ``notify.BuildPipeline``):
     findings ─▶ grade ─▶ lifecycle ─▶ spread ─▶ route into groups            (handle, one tx)
     timers   ─▶ lifecycle ─▶ escalate (outbox) ─▶ route                      (tick, one tx)
     groups   ─▶ mute (shelved, silenced, maintenance) ─▶ inhibit ─▶ render ─▶ outbox   (tick, one tx)
+    changes the router does not tell (ack, assign, shelve, close) ─▶ MQTT outbox     (tick, one tx)
     outbox   ─▶ channel ─▶ mark delivered | retry with backoff | failed       (deliverer)
 """
 
@@ -41,6 +42,7 @@ from alerts.lifecycle import OPEN_STATES, Alert, Change, State
 from alerts.outbox import Deliverer, NewNotification, enqueue
 from alerts.policy import Policy
 from alerts.silences import Muter, list_silences, maintenance_active
+from alerts.updates import StateUpdates
 from domain.messages import FindingBatch
 from domain.registry import RegistrySnapshot
 from domain.severity import SubjectKind
@@ -91,6 +93,7 @@ class AlertsService:
         self.intake = Intake(policy, self.grader)
         self.dispatcher = Dispatcher(policy, self.grader, registry, mqtt_enabled=mqtt_publish is not None)
         self.escalator = Escalator(policy, registry)
+        self.updates = StateUpdates(policy, self.grader, registry)
         self.stats = ServiceStats()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._http = http
@@ -269,6 +272,7 @@ class AlertsService:
                 done["outbox"] += written
                 if groups < FLUSH_BATCH:
                     break
+            done["outbox"] += await self.updates.run(conn, now, enabled=self.mqtt_publish is not None)
             done["feed"] = await self._publish_feed(conn)
             if self._anchor is not None:
                 await self._anchor.write(conn, now)
@@ -353,7 +357,7 @@ class AlertsService:
                 receiver = self.policy.receivers[t.receiver]
                 payload = notify.build("escalation", base, receiver.name, [a], registry, self.grader,
                                        self.policy.language, now_us, escalation=esc)
-                outbox.extend(notify.rows_for_receiver(receiver, base, payload, [a], False, lambda _a: None))
+                outbox.extend(notify.rows_for_receiver(receiver, base, payload, [a], False, lambda _a: []))
             elif t.contact is not None:
                 key = f"{base}:contact:{t.contact['url']}"
                 payload = notify.build("escalation", key, f"enterprise:{a.enterprise}", [a], registry, self.grader,
