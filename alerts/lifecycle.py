@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from alerts.colours import Colour
+from alerts.incidents import Evidence
 from alerts.policy import Flapping
 from domain.severity import FindingEvent, Severity, SubjectKind
 
@@ -105,14 +106,16 @@ class Alert:
     notify_version: int = 1
     routed_version: int = 0
     told_version: int = 0  # the last version published as a state update (alerts.updates)
+    evidence: tuple[Evidence, ...] = ()  # contributing findings (alerts.incidents)
+    evidence_dropped: int = 0  # contributing findings left out of a full list (counted, never silent)
     updated_us: int = 0
 
     def copy(self) -> Alert:
         return dataclasses.replace(self)
 
     def sensor_ids(self) -> tuple[int, ...]:
-        """Sensors whose findings contribute to this alert (besides its subject), sorted."""
-        return ()
+        """Sensors whose findings contribute to this alert, sorted."""
+        return tuple(sorted({e.subject for e in self.evidence if e.subject_kind == SubjectKind.SENSOR}))
 
     @property
     def excursion_us(self) -> int:
@@ -144,6 +147,9 @@ class Alert:
             "flapping": self.flapping,
             "escalation_step": self.escalation_step,
             "notify_version": self.notify_version,
+            "rule": self.rule,
+            "findings": len(self.evidence),
+            "active_findings": sum(e.active for e in self.evidence),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -158,6 +164,8 @@ class Alert:
         d["subject_kind"] = SubjectKind(self.subject_kind).name.lower()
         d["regions"] = list(self.regions)
         d["flap_changes_us"] = list(self.flap_changes_us)
+        d["findings"] = [e.view() for e in self.evidence]  # every contributing finding
+        del d["evidence"]
         for k in ("value", "setpoint", "peak_value"):
             d[k] = _num(d[k])
         return d
@@ -288,7 +296,7 @@ def on_finding(
         _bump(alert, now_us, notify=True)
         return Change("reopened", SYSTEM, {"ts_us": ts_us, "grade": alert.grade.id}, notify=True, urgent=rose)
 
-    if severity == alert.severity:
+    if severity == alert.severity and base_grade == alert.base_grade:
         return None  # a repeat (e.g. a detector restart re-raising): nothing changed
     old = alert.grade
     _set_severity(alert, severity)
@@ -342,6 +350,22 @@ def flapping_ended(alert: Alert, now_us: int, latch: bool) -> Change:
     alert.resolved_us = now_us
     _bump(alert, now_us, notify=True)
     return Change("resolved", SYSTEM, {"by": "flapping ended with the condition clear"}, notify=True)
+
+
+def finding_added(alert: Alert, finding: dict[str, Any], now_us: int) -> Change:
+    """Another finding (another rule, or another sensor of the zone) joined the incident without
+    changing its grade: journaled and shown, not notified."""
+    _bump(alert, now_us, notify=False)
+    return Change("finding_added", SYSTEM, {"finding": finding})
+
+
+def superseded(alert: Alert, now_us: int) -> Change:
+    """A resolved incident is closed because a later raise in its place opens a new one."""
+    alert.state = State.CLOSED
+    alert.closed_us = now_us
+    _bump(alert, now_us, notify=False)
+    alert.timer_due_us = None
+    return Change("closed", SYSTEM, {"by": "a new incident in the same place, after the fold window"})
 
 
 def escalated(alert: Alert, step: int, targets: list[str], now_us: int) -> Change:

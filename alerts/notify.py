@@ -1,8 +1,8 @@
 """Notification payloads: what a receiver is told, rendered once when the notification is decided.
 
 Every payload carries a stable ``idempotency_key``. For a notification about one alert it is
-``{alert_key}@{version}`` plus the receiver and channel; a group notification's key is built from
-the group and the ``alert_key@notify_version`` of every alert it reports, so a flush redone after
+``{alert_key}#{id}@{version}`` plus the receiver and channel; a group notification's key is built
+from the group and the ``alert_key#id@notify_version`` of every alert it reports, so a flush redone after
 a crash produces the same key. Each alert in a payload carries its own ``alert_key`` and
 ``version`` (the transition it reports) for receivers that deduplicate per alert.
 """
@@ -24,7 +24,7 @@ from domain.severity import SubjectKind
 from domain.topics import alerts_topic
 
 SCHEMA = "yujing.notification/1"
-ALERT_SCHEMA = "yujing.alert/1"  # bumped with alerts.mqtt_schema
+ALERT_SCHEMA = "yujing.alert/2"  # alerts.mqtt_schema
 MAX_LISTED = 20  # alerts listed in a message's text; the JSON carries all of them
 
 
@@ -65,7 +65,15 @@ def alert_view(alert: Alert, registry: RegistrySnapshot | None, grader: Grader, 
         "resolved_us": alert.resolved_us,
         "message": render.describe(alert, registry, rule, lang, now_us, escalation),
         "requirement": render.requirement(rule, lang) or None,
+        "findings": [e.view() for e in alert.evidence],  # every contributing finding
+        "findings_unlisted": alert.evidence_dropped,
     }
+
+
+def ref(alert: Alert, version: int) -> str:
+    """``{alert_key}#{id}@{version}``: one transition of one incident. The id is there because a
+    raise after close opens a new incident under the same key, whose versions start again."""
+    return f"{alert.alert_key}#{alert.id}@{version}"
 
 
 def _digest(parts: Sequence[str]) -> str:
@@ -88,7 +96,7 @@ def build(kind: str, key: str, receiver: str, alerts: Sequence[Alert], registry:
           open_in_group: int | None = None, escalation: dict[str, Any] | None = None) -> dict[str, Any]:
     views = [alert_view(a, registry, grader, lang, now_us, escalation is not None) for a in alerts]
     for v in views:
-        v["idempotency_key"] = f"{v['alert_key']}@{v['version']}"
+        v["idempotency_key"] = f"{v['alert_key']}#{v['id']}@{v['version']}"
     firing = any(a.state not in (State.RESOLVED, State.CLOSED) for a in alerts)
     title = _title(alerts, views, registry, lang, escalation is not None)
     lines, md = [], [f"### {title}"]
@@ -137,8 +145,8 @@ def build(kind: str, key: str, receiver: str, alerts: Sequence[Alert], registry:
 def group_key_for(group_key: str, alerts: Sequence[Alert], repeat: int | None) -> str:
     if len(alerts) == 1 and repeat is None:
         a = alerts[0]
-        return f"{a.alert_key}@{a.notify_version}"
-    parts = sorted(f"{a.alert_key}@{a.notify_version}" for a in alerts)
+        return ref(a, a.notify_version)
+    parts = sorted(ref(a, a.notify_version) for a in alerts)
     base = f"g:{_digest([group_key, *parts])}"
     return base if repeat is None else f"{base}~r{repeat}"
 
@@ -171,7 +179,7 @@ def mqtt_rows(alert: Alert, view: dict[str, Any], receiver: str, ch: MqttChannel
     if not alert.enterprise:
         return []
     version = alert.notify_version if change is None else change["version"]
-    key = f"{alert.alert_key}@{version}"
+    key = ref(alert, version)
     message = {**view, "schema": ALERT_SCHEMA, "idempotency_key": key, "version": version,
                "change": change["action"] if change else None,
                "change_actor": change["actor"] if change else None}
