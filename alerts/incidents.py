@@ -75,7 +75,7 @@ class Evidence:
         return (self.subject_kind, self.subject, self.rule)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     def view(self) -> dict[str, Any]:
         """As the API, the MQTT message and the journal show it."""
@@ -91,7 +91,12 @@ class Evidence:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Evidence:
-        return cls(**{f.name: d.get(f.name, f.default) for f in dataclasses.fields(cls)})
+        return cls(*(d.get(name, default) for name, default in _DEFAULTS))
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Evidence))
+_DEFAULTS = tuple((f.name, None if f.default is dataclasses.MISSING else f.default)
+                  for f in dataclasses.fields(Evidence))
 
 
 def find(evidence: tuple[Evidence, ...], f: Finding) -> Evidence | None:
