@@ -148,6 +148,7 @@ class Alert:
             "escalation_step": self.escalation_step,
             "notify_version": self.notify_version,
             "rule": self.rule,
+            "sensors": sorted({*self.sensor_ids(), *((self.subject,) if self.subject_kind == SubjectKind.SENSOR else ())}),
             "findings": len(self.evidence),
             "active_findings": sum(e.active for e in self.evidence),
         }
