@@ -133,9 +133,9 @@ class Intake:
         alert.evidence = evidence
         top = incidents.worst(evidence)
         fl, latch = self.policy.lifecycle.flapping, self.latch(alert)
-        if top is None:
+        if top is None or (not alert.active and f.event is FindingEvent.CLEAR):
             if not alert.active:
-                change = None
+                change = None  # a clear never reopens
             else:
                 change = lifecycle.on_finding(alert, FindingEvent.CLEAR, alert.severity, f.ts_us, f.value, f.setpoint,
                                               alert.base_grade, now_us, latch=latch, flapping=fl)

@@ -480,6 +480,8 @@ def resolve(alert: Alert, actor: str, comment: str | None, now_us: int, force: b
     alert.resolved_us = now_us
     alert.active = False
     alert.flapping = False
+    # its evidence ends with it: only a new raise reopens it, never a clear of one of its findings
+    alert.evidence = tuple(dataclasses.replace(e, active=False, latched=False) for e in alert.evidence)
     _bump(alert, now_us, notify=True)
     return Change("resolved", actor, {"comment": comment, "force": force}, notify=True)
 

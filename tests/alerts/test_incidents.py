@@ -109,6 +109,26 @@ async def test_another_sensor_joins_a_resolved_incident_only_within_the_fold_win
     assert [(r["state"], r["reopened"], r["n"]) for r in rows] == [("closed", 0, 1), ("firing", 1, 2)]
 
 
+async def test_an_operators_resolve_ends_the_evidence_and_only_a_raise_reopens(pool, clock, receiver):
+    from alerts import transitions
+
+    svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
+    t = clock.t
+    await svc.handle(findings([(1, "limit", RAISE, WARNING, t, 1.2, 1.0), (2, "rate", RAISE, NOTICE, t, 0.9, 0.5)]))
+    async with pool.acquire() as conn:
+        [a] = await records.fetch(conn, "true")
+        clock.advance(10)
+        await transitions.resolve(conn, a.id, "王五", "传感器已拆除", force=True, now_us=clock.us)
+        clock.advance(10)
+        await svc.handle(findings([(1, "limit", CLEAR, WARNING, clock.t, 0.4, 1.0)]))
+        [a] = await records.fetch(conn, "true")
+        assert (a.state.value, a.active) == ("resolved", False)
+        clock.advance(10)
+        await svc.handle(findings([(2, "rate", RAISE, NOTICE, clock.t, 0.9, 0.5)]))
+        [a] = await records.fetch(conn, "true")
+    assert (a.state.value, a.active, a.reopened) == ("firing", True, 1)
+
+
 async def test_instrument_health_is_its_own_cause_per_sensor(pool, clock, receiver):
     svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
     t = clock.t
