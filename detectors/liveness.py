@@ -11,7 +11,9 @@ another sensor, an ``online`` status) after the sensor's own deadline passed. So
 falls silent — with its Last Will, after a clean disconnect, or with its cable cut — gives one
 ``gateway_offline`` and no ``nodata`` storm before it, whatever the two deadlines are; a sensor
 that stops alone is raised at the first sign of life of its gateway after its deadline (one
-gateway interval late at most). Sensors without a registered gateway are judged alone. Any reading clears its sensor's ``nodata`` and its
+gateway interval late at most); the only sensor of a gateway that stops is, seen from here,
+its gateway falling silent, and gives ``gateway_offline``. Sensors without a registered gateway
+are judged alone. Any reading clears its sensor's ``nodata`` and its
 gateway's ``gateway_offline`` at once. Silence is judged by arrival time (``received_us``, else
 ``ts_us``) against the ``now_us`` passed to :meth:`Liveness.tick`; time is never read here.
 Cost: one max per reading in ``update``; O(sensors + gateways) array work per ``tick``.
