@@ -78,7 +78,7 @@ SCHEMA: dict = {
         "findings_unlisted": {"type": "integer", "description": "contributing findings left out of a full list"},
         "change": {"type": ["string", "null"],
                    "description": "the lifecycle change this message reports when the router does not tell it "
-                                  "(acknowledged, assigned, shelved, unshelved, closed, flapping_ended, "
+                                  "(acknowledged, assigned, shelved, unshelved, closed, finding_added, flapping_ended, "
                                   "severity_changed); null on messages of the router (opened, reopened, grade "
                                   "raised or lowered, latched, latch reset, resolved)"},
         "change_actor": {"type": ["string", "null"], "description": "who made that change (an operator, or system)"},
