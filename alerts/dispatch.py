@@ -21,6 +21,7 @@ import asyncpg
 
 from alerts import notify, records
 from alerts.colours import Colour
+from alerts.gateways import gateway_codes
 from alerts.grading import Grader
 from alerts.inhibit import Inhibitor
 from alerts.lifecycle import Alert, State
@@ -211,7 +212,7 @@ class Dispatcher:
                 payload["repeat"] = repeat is not None
                 payload["group_key"] = g["group_key"]
                 outbox.extend(notify.rows_for_receiver(receiver, key, payload, send, self.mqtt_enabled,
-                                                       lambda a: a.labels.get("gateway")))
+                                                       lambda a: gateway_codes(a, registry)))
                 self.stats.notifications += 1
                 last_flush = now_us
                 for a in send:

@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from alerts.colours import Colour
+from alerts.incidents import Evidence
 from alerts.policy import Flapping
 from domain.severity import FindingEvent, Severity, SubjectKind
 
@@ -83,9 +84,10 @@ class Alert:
     value: float | None
     setpoint: float | None
     peak_value: float | None
-    started_us: int
-    grade_since_us: int
+    started_us: int  # the incident opened
+    grade_since_us: int  # the grade took its value, within the current excursion
     unacked_since_us: int | None
+    raised_us: int = 0  # the current excursion began (the latest raise); 0 = started_us
     cleared_us: int | None = None
     resolved_us: int | None = None
     closed_us: int | None = None
@@ -103,10 +105,23 @@ class Alert:
     version: int = 1
     notify_version: int = 1
     routed_version: int = 0
+    told_version: int = 0  # the last version published as a state update (alerts.updates)
+    evidence: tuple[Evidence, ...] = ()  # contributing findings (alerts.incidents)
+    evidence_dropped: int = 0  # contributing findings left out of a full list (counted, never silent)
     updated_us: int = 0
 
     def copy(self) -> Alert:
         return dataclasses.replace(self)
+
+    def sensor_ids(self) -> tuple[int, ...]:
+        """Sensors whose findings contribute to this alert, sorted."""
+        return tuple(sorted({e.subject for e in self.evidence if e.subject_kind == SubjectKind.SENSOR}))
+
+    @property
+    def excursion_us(self) -> int:
+        """When the current excursion of the condition began: persistence and the durations in
+        messages count from here, never across a resolved gap."""
+        return self.raised_us or self.started_us
 
     @property
     def acked(self) -> bool:
@@ -132,6 +147,10 @@ class Alert:
             "flapping": self.flapping,
             "escalation_step": self.escalation_step,
             "notify_version": self.notify_version,
+            "rule": self.rule,
+            "sensors": sorted({*self.sensor_ids(), *((self.subject,) if self.subject_kind == SubjectKind.SENSOR else ())}),
+            "findings": len(self.evidence),
+            "active_findings": sum(e.active for e in self.evidence),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -146,6 +165,8 @@ class Alert:
         d["subject_kind"] = SubjectKind(self.subject_kind).name.lower()
         d["regions"] = list(self.regions)
         d["flap_changes_us"] = list(self.flap_changes_us)
+        d["findings"] = [e.view() for e in self.evidence]  # every contributing finding
+        del d["evidence"]
         for k in ("value", "setpoint", "peak_value"):
             d[k] = _num(d[k])
         return d
@@ -255,8 +276,9 @@ def on_finding(
         rose = base_grade > alert.grade
         alert.base_grade = base_grade
         alert.upgraded = None
-        if base_grade != alert.grade:
-            _set_grade(alert, base_grade, now_us)
+        # a new excursion: persistence and "持续 N 分钟" start again from now
+        alert.raised_us = now_us
+        _set_grade(alert, base_grade, now_us)
         if holding and not rose:
             if alert.state is State.RESOLVED:
                 alert.state = State.ACKNOWLEDGED if alert.acked else State.FIRING
@@ -275,7 +297,7 @@ def on_finding(
         _bump(alert, now_us, notify=True)
         return Change("reopened", SYSTEM, {"ts_us": ts_us, "grade": alert.grade.id}, notify=True, urgent=rose)
 
-    if severity == alert.severity:
+    if severity == alert.severity and base_grade == alert.base_grade:
         return None  # a repeat (e.g. a detector restart re-raising): nothing changed
     old = alert.grade
     _set_severity(alert, severity)
@@ -329,6 +351,22 @@ def flapping_ended(alert: Alert, now_us: int, latch: bool) -> Change:
     alert.resolved_us = now_us
     _bump(alert, now_us, notify=True)
     return Change("resolved", SYSTEM, {"by": "flapping ended with the condition clear"}, notify=True)
+
+
+def finding_added(alert: Alert, finding: dict[str, Any], now_us: int) -> Change:
+    """Another finding (another rule, or another sensor of the zone) joined the incident without
+    changing its grade: journaled and shown, not notified."""
+    _bump(alert, now_us, notify=False)
+    return Change("finding_added", SYSTEM, {"finding": finding})
+
+
+def superseded(alert: Alert, now_us: int) -> Change:
+    """A resolved incident is closed because a later raise in its place opens a new one."""
+    alert.state = State.CLOSED
+    alert.closed_us = now_us
+    _bump(alert, now_us, notify=False)
+    alert.timer_due_us = None
+    return Change("closed", SYSTEM, {"by": "a new incident in the same place, after the fold window"})
 
 
 def escalated(alert: Alert, step: int, targets: list[str], now_us: int) -> Change:
@@ -442,6 +480,8 @@ def resolve(alert: Alert, actor: str, comment: str | None, now_us: int, force: b
     alert.resolved_us = now_us
     alert.active = False
     alert.flapping = False
+    # its evidence ends with it: only a new raise reopens it, never a clear of one of its findings
+    alert.evidence = tuple(dataclasses.replace(e, active=False, latched=False) for e in alert.evidence)
     _bump(alert, now_us, notify=True)
     return Change("resolved", actor, {"comment": comment, "force": force}, notify=True)
 

@@ -1,8 +1,8 @@
 """Notification payloads: what a receiver is told, rendered once when the notification is decided.
 
 Every payload carries a stable ``idempotency_key``. For a notification about one alert it is
-``{alert_key}@{version}`` plus the receiver and channel; a group notification's key is built from
-the group and the ``alert_key@notify_version`` of every alert it reports, so a flush redone after
+``{alert_key}#{id}@{version}`` plus the receiver and channel; a group notification's key is built
+from the group and the ``alert_key#id@notify_version`` of every alert it reports, so a flush redone after
 a crash produces the same key. Each alert in a payload carries its own ``alert_key`` and
 ``version`` (the transition it reports) for receivers that deduplicate per alert.
 """
@@ -24,6 +24,7 @@ from domain.severity import SubjectKind
 from domain.topics import alerts_topic
 
 SCHEMA = "yujing.notification/1"
+ALERT_SCHEMA = "yujing.alert/2"  # alerts.mqtt_schema
 MAX_LISTED = 20  # alerts listed in a message's text; the JSON carries all of them
 
 
@@ -64,7 +65,15 @@ def alert_view(alert: Alert, registry: RegistrySnapshot | None, grader: Grader, 
         "resolved_us": alert.resolved_us,
         "message": render.describe(alert, registry, rule, lang, now_us, escalation),
         "requirement": render.requirement(rule, lang) or None,
+        "findings": [e.view() for e in alert.evidence],  # every contributing finding
+        "findings_unlisted": alert.evidence_dropped,
     }
+
+
+def ref(alert: Alert, version: int) -> str:
+    """``{alert_key}#{id}@{version}``: one transition of one incident. The id is there because a
+    raise after close opens a new incident under the same key, whose versions start again."""
+    return f"{alert.alert_key}#{alert.id}@{version}"
 
 
 def _digest(parts: Sequence[str]) -> str:
@@ -87,7 +96,7 @@ def build(kind: str, key: str, receiver: str, alerts: Sequence[Alert], registry:
           open_in_group: int | None = None, escalation: dict[str, Any] | None = None) -> dict[str, Any]:
     views = [alert_view(a, registry, grader, lang, now_us, escalation is not None) for a in alerts]
     for v in views:
-        v["idempotency_key"] = f"{v['alert_key']}@{v['version']}"
+        v["idempotency_key"] = f"{v['alert_key']}#{v['id']}@{v['version']}"
     firing = any(a.state not in (State.RESOLVED, State.CLOSED) for a in alerts)
     title = _title(alerts, views, registry, lang, escalation is not None)
     lines, md = [], [f"### {title}"]
@@ -136,14 +145,14 @@ def build(kind: str, key: str, receiver: str, alerts: Sequence[Alert], registry:
 def group_key_for(group_key: str, alerts: Sequence[Alert], repeat: int | None) -> str:
     if len(alerts) == 1 and repeat is None:
         a = alerts[0]
-        return f"{a.alert_key}@{a.notify_version}"
-    parts = sorted(f"{a.alert_key}@{a.notify_version}" for a in alerts)
+        return ref(a, a.notify_version)
+    parts = sorted(ref(a, a.notify_version) for a in alerts)
     base = f"g:{_digest([group_key, *parts])}"
     return base if repeat is None else f"{base}~r{repeat}"
 
 
 def rows_for_receiver(receiver: Receiver, key: str, payload: dict[str, Any], alerts: Sequence[Alert],
-                      mqtt_enabled: bool, registry_gateway: Callable[[Alert], str | None]) -> list[NewNotification]:
+                      mqtt_enabled: bool, gateways: Callable[[Alert], list[str]]) -> list[NewNotification]:
     ids = tuple(a.id for a in alerts)
     out = []
     for ch in receiver.channels:
@@ -151,17 +160,7 @@ def rows_for_receiver(receiver: Receiver, key: str, payload: dict[str, Any], ale
             if not mqtt_enabled:
                 continue
             for a, view in zip(alerts, payload["alerts"], strict=True):
-                gw = registry_gateway(a)
-                if not gw or not a.enterprise:
-                    continue
-                out.append(NewNotification(
-                    idempotency_key=f"{a.alert_key}@{a.notify_version}:{receiver.name}.{ch.name}",
-                    receiver=receiver.name, channel=ch.name, channel_type="mqtt",
-                    payload={"topic": alerts_topic(a.enterprise, gw), "qos": ch.qos,
-                             "message": {**view, "schema": "yujing.alert/1",
-                                         "idempotency_key": f"{a.alert_key}@{a.notify_version}"}},
-                    alert_ids=(a.id,),
-                ))
+                out.extend(mqtt_rows(a, view, receiver.name, ch, gateways(a), None))
             continue
         out.append(NewNotification(
             idempotency_key=f"{key}:{receiver.name}.{ch.name}", receiver=receiver.name, channel=ch.name,
@@ -169,6 +168,27 @@ def rows_for_receiver(receiver: Receiver, key: str, payload: dict[str, Any], ale
             alert_ids=ids,
         ))
     return out
+
+
+def mqtt_rows(alert: Alert, view: dict[str, Any], receiver: str, ch: MqttChannel, gateways: Sequence[str],
+              change: dict[str, Any] | None) -> list[NewNotification]:
+    """One ``yujing.alert`` message per gateway that hears the alert (see :mod:`alerts.gateways`).
+
+    ``change`` is the lifecycle change the message reports (action, actor, version) when it is
+    not one the router tells (acknowledged, assigned, shelved, closed, …)."""
+    if not alert.enterprise:
+        return []
+    version = alert.notify_version if change is None else change["version"]
+    key = ref(alert, version)
+    message = {**view, "schema": ALERT_SCHEMA, "idempotency_key": key, "version": version,
+               "change": change["action"] if change else None,
+               "change_actor": change["actor"] if change else None}
+    return [NewNotification(
+        idempotency_key=f"{key}:{receiver}.{ch.name}" + (f":{gw}" if len(gateways) > 1 else ""),
+        receiver=receiver, channel=ch.name, channel_type="mqtt",
+        payload={"topic": alerts_topic(alert.enterprise, gw), "qos": ch.qos, "message": message},
+        alert_ids=(alert.id,),
+    ) for gw in gateways]
 
 
 def max_grade(alerts: Sequence[Alert]) -> Colour:

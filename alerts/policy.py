@@ -133,6 +133,7 @@ class Lifecycle:
     auto_close_after_s: float | None
     auto_close_require_ack: bool
     flapping: Flapping | None
+    fold_window_s: float = 600.0  # a new sensor joins a resolved incident of its zone only this soon
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -343,6 +344,7 @@ class _LifecycleRaw(_Raw):
     auto_close_after: Duration | None = "24h"
     auto_close_require_ack: bool = False
     flapping: _FlappingRaw | None = _FlappingRaw()
+    fold_window: Duration = "10m"
 
 
 class _WebhookRaw(_Raw):
@@ -683,6 +685,7 @@ def _lifecycle(raw: _LifecycleRaw) -> Lifecycle:
         auto_close_after_s=None if raw.auto_close_after is None else _dur(raw.auto_close_after, "lifecycle.auto_close_after"),
         auto_close_require_ack=raw.auto_close_require_ack,
         flapping=flapping,
+        fold_window_s=_dur(raw.fold_window, "lifecycle.fold_window"),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 
 from alerts.colours import Colour
+from alerts.incidents import Evidence
 from alerts.lifecycle import Alert, State
 from domain.severity import FindingEvent, Severity
 
@@ -28,13 +29,15 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("acked_by", "text"), ("assignee", "text"), ("shelved_until_us", "bigint"), ("shelved_by", "text"),
     ("shelve_reason", "text"), ("flapping", "boolean"), ("flap_changes_us", "text"), ("reopened", "integer"),
     ("escalation_step", "smallint"), ("timer_due_us", "bigint"), ("version", "integer"),
-    ("notify_version", "integer"), ("routed_version", "integer"), ("updated_us", "bigint"),
+    ("notify_version", "integer"), ("routed_version", "integer"), ("updated_us", "bigint"), ("raised_us", "bigint"),
+    ("evidence", "text"), ("evidence_dropped", "integer"),
 )
 _NAMES = [c for c, _ in _COLUMNS]
 _SELECT_LIST = ", ".join(
-    ["id"] + [
+    ["id", "told_version"] + [
         "array_to_string(regions, ',') AS regions" if c == "regions"
         else "labels::text AS labels" if c == "labels"
+        else "evidence::text AS evidence" if c == "evidence"
         else "array_to_string(flap_changes_us, ',') AS flap_changes_us" if c == "flap_changes_us"
         else c
         for c in _NAMES
@@ -51,8 +54,8 @@ def _insert_sql() -> str:
             exprs.append("coalesce(string_to_array(nullif(u.regions, ''), ','), '{}')")
         elif c == "flap_changes_us":
             exprs.append("coalesce(string_to_array(nullif(u.flap_changes_us, ''), ',')::bigint[], '{}')")
-        elif c == "labels":
-            exprs.append("u.labels::jsonb")
+        elif c in ("labels", "evidence"):
+            exprs.append(f"u.{c}::jsonb")
         else:
             exprs.append(f"u.{c}")
     return (
@@ -69,8 +72,8 @@ def _update_sql() -> str:
             sets.append(f"regions = coalesce(string_to_array(nullif({p}::text, ''), ','), '{{}}')")
         elif c == "flap_changes_us":
             sets.append(f"flap_changes_us = coalesce(string_to_array(nullif({p}::text, ''), ',')::bigint[], '{{}}')")
-        elif c == "labels":
-            sets.append(f"labels = {p}::text::jsonb")
+        elif c in ("labels", "evidence"):
+            sets.append(f"{c} = {p}::text::jsonb")
         else:
             sets.append(f"{c} = {p}::{t}")
     return f"UPDATE alerts SET {', '.join(sets)} WHERE id = $1"
@@ -89,6 +92,9 @@ def _row_values(a: Alert) -> tuple:
         a.unacked_since_us, a.cleared_us, a.resolved_us, a.closed_us, a.acked_us, a.acked_by, a.assignee,
         a.shelved_until_us, a.shelved_by, a.shelve_reason, a.flapping, ",".join(map(str, a.flap_changes_us)),
         a.reopened, a.escalation_step, a.timer_due_us, a.version, a.notify_version, a.routed_version, a.updated_us,
+        a.raised_us or a.started_us,
+        json.dumps([e.as_dict() for e in a.evidence], ensure_ascii=False, separators=(",", ":")),
+        a.evidence_dropped,
     )
 
 
@@ -112,6 +118,9 @@ def from_row(r: asyncpg.Record) -> Alert:
         flap_changes_us=tuple(int(x) for x in (flap or "").split(",") if x), reopened=r["reopened"],
         escalation_step=r["escalation_step"], timer_due_us=r["timer_due_us"], version=r["version"],
         notify_version=r["notify_version"], routed_version=r["routed_version"], updated_us=r["updated_us"],
+        raised_us=r["raised_us"], told_version=r["told_version"],
+        evidence=tuple(Evidence.from_dict(d) for d in json.loads(r["evidence"] or "[]")),
+        evidence_dropped=r["evidence_dropped"],
     )
 
 
@@ -137,22 +146,18 @@ async def get(conn: asyncpg.Connection, alert_id: int, for_update: bool = False)
     return from_row(row) if row else None
 
 
-async def latest_for_identities(
-    conn: asyncpg.Connection, kinds: Sequence[int], subjects: Sequence[int], rules: Sequence[str]
-) -> dict[tuple[int, int, str], Alert]:
-    """The newest alert (open or closed) of each identity, open ones locked ``FOR UPDATE``."""
-    if not kinds:
+async def latest_for_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, Alert]:
+    """The newest alert (open or closed) of each key (the incident identity), locked ``FOR UPDATE``."""
+    if not keys:
         return {}
     rows = await conn.fetch(
         f"""{SELECT} WHERE id IN (
-                SELECT (SELECT a.id FROM alerts a
-                        WHERE a.subject_kind = i.k AND a.subject = i.s AND a.rule = i.r
-                        ORDER BY a.id DESC LIMIT 1)
-                FROM unnest($1::smallint[], $2::integer[], $3::text[]) AS i(k, s, r))
+                SELECT (SELECT a.id FROM alerts a WHERE a.alert_key = k ORDER BY a.id DESC LIMIT 1)
+                FROM unnest($1::text[]) AS k)
             ORDER BY id FOR UPDATE""",
-        list(kinds), list(subjects), list(rules),
+        list(keys),
     )
-    return {(r["subject_kind"], r["subject"], r["rule"]): from_row(r) for r in rows}
+    return {r["alert_key"]: from_row(r) for r in rows}
 
 
 async def fetch(conn: asyncpg.Connection, where: str, *args, for_update: bool = False) -> list[Alert]:

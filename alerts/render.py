@@ -170,14 +170,29 @@ def describe(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule 
     text = what(alert, registry, rule, lang)
     if alert.state in (State.RESOLVED, State.CLOSED):
         end = alert.resolved_us or now_us
-        tail = (f", cleared after {_duration((end - alert.started_us) / 1e6, lang)}" if lang == "en"
-                else f"，持续 {_duration((end - alert.started_us) / 1e6, lang)} 后恢复")
-    else:
-        tail = (f", for {_duration((now_us - alert.started_us) / 1e6, lang)}" if lang == "en"
-                else f"，持续 {_duration((now_us - alert.started_us) / 1e6, lang)}")
+        tail = (f", cleared after {_duration((end - alert.excursion_us) / 1e6, lang)}" if lang == "en"
+                else f"，持续 {_duration((end - alert.excursion_us) / 1e6, lang)} 后恢复")
+    else:  # the current excursion only: a reopened alert does not carry its earlier ones
+        tail = (f", for {_duration((now_us - alert.excursion_us) / 1e6, lang)}" if lang == "en"
+                else f"，持续 {_duration((now_us - alert.excursion_us) / 1e6, lang)}")
     if alert.flapping:
         tail += " (flapping)" if lang == "en" else "（频繁波动）"
-    return f"{headline(alert, lang, escalation)}{place(alert, registry, lang)} {text}{tail}"
+    return f"{headline(alert, lang, escalation)}{place(alert, registry, lang)} {text}{tail}{evidence(alert, lang)}"
+
+
+def evidence(alert: Alert, lang: str, listed: int = 6) -> str:
+    """The contributing findings of a folded alert (``；证据 3 项：超限 CH4-0101、变化率异常 CH4-0101、…``);
+    empty for an alert of one finding."""
+    n = len(alert.evidence) + alert.evidence_dropped
+    if n <= 1:
+        return ""
+    order = sorted(alert.evidence, key=lambda e: (not e.active, -e.grade, e.first_us))
+    names = [f"{rule_name(e.rule, lang)} {e.code}".strip() + ("" if e.active else (" (cleared)" if lang == "en" else "（已恢复）"))
+             for e in order[:listed]]
+    more = n - len(names)
+    if lang == "en":
+        return f"; {n} findings: {', '.join(names)}{f', and {more} more' if more > 0 else ''}"
+    return f"；证据 {n} 项：{'、'.join(names)}{f' 等' if more > 0 else ''}"
 
 
 def requirement(rule: GradingRule | None, lang: str) -> str:

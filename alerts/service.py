@@ -13,6 +13,7 @@ The pipeline, in order (one place, as Alertmanager's ``notify.BuildPipeline``):
     findings ─▶ grade ─▶ lifecycle ─▶ spread ─▶ route into groups            (handle, one tx)
     timers   ─▶ lifecycle ─▶ escalate (outbox) ─▶ route                      (tick, one tx)
     groups   ─▶ mute (shelved, silenced, maintenance) ─▶ inhibit ─▶ render ─▶ outbox   (tick, one tx)
+    changes the router does not tell (ack, assign, shelve, close) ─▶ MQTT outbox     (tick, one tx)
     outbox   ─▶ channel ─▶ mark delivered | retry with backoff | failed       (deliverer)
 """
 
@@ -41,9 +42,9 @@ from alerts.lifecycle import OPEN_STATES, Alert, Change, State
 from alerts.outbox import Deliverer, NewNotification, enqueue
 from alerts.policy import Policy
 from alerts.silences import Muter, list_silences, maintenance_active
+from alerts.updates import StateUpdates
 from domain.messages import FindingBatch
 from domain.registry import RegistrySnapshot
-from domain.severity import SubjectKind
 
 log = logging.getLogger("yujing.alerts")
 
@@ -91,6 +92,7 @@ class AlertsService:
         self.intake = Intake(policy, self.grader)
         self.dispatcher = Dispatcher(policy, self.grader, registry, mqtt_enabled=mqtt_publish is not None)
         self.escalator = Escalator(policy, registry)
+        self.updates = StateUpdates(policy, self.grader, registry)
         self.stats = ServiceStats()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._http = http
@@ -147,17 +149,20 @@ class AlertsService:
         now_us = self.now_us()
         registry = self.registry()
         rows = sorted(findings.rows(), key=lambda f: f.ts_us)  # stable: same-ts findings keep their order
-        idents = list(dict.fromkeys((int(f.subject_kind), f.subject, f.rule) for f in rows))
+        keys = [self.intake.identity(f, registry) for f in rows]
         async with self.pool.acquire() as conn, conn.transaction():
-            latest = await records.latest_for_identities(
-                conn, [i[0] for i in idents], [i[1] for i in idents], [i[2] for i in idents]
-            )
-            new: dict[tuple, Alert] = {}
+            latest = await records.latest_for_keys(conn, list(dict.fromkeys(keys)))
+            new: dict[str, Alert] = {}
             touched: dict[int, Alert] = {}  # existing alerts changed in any way
+            superseded: list[int] = []
             changes: list[_Rec] = []
-            for f in rows:
-                ident = (int(f.subject_kind), f.subject, f.rule)
-                alert = new.get(ident) or latest.get(ident)
+            for f, key in zip(rows, keys, strict=True):
+                alert = new.get(key) or latest.get(key)
+                if alert is not None and alert.state is not State.CLOSED and not self.intake.joins(alert, f, now_us):
+                    _record(changes, alert, lifecycle.superseded(alert, now_us))
+                    touched[alert.id] = alert
+                    superseded.append(alert.id)
+                    alert = None
                 if self.intake.is_replay(alert, f):
                     self.stats.replayed += 1
                     continue
@@ -166,64 +171,22 @@ class AlertsService:
                     if opened is None:
                         continue
                     alert, change = opened
-                    new[ident] = alert
+                    new[key] = alert
                     self.stats.opened += 1
                     _record(changes, alert, change)
                     continue
-                change = self.intake.apply(alert, f, now_us)
+                change = self.intake.apply(alert, f, now_us, registry)
                 if alert.id:
                     touched[alert.id] = alert
                 if change is not None:
                     _record(changes, alert, change)
-            for alert in await self._spread(conn, list(new.values()) + list(touched.values()), now_us, changes):
-                if alert.id:
-                    touched[alert.id] = alert
+            for alert in [*new.values(), *touched.values()]:
+                if alert.state is not State.CLOSED and (ch := self.intake.spread(alert, now_us)) is not None:
+                    _record(changes, alert, ch)
+            if superseded:  # free their keys (one open incident per key) before the new ones go in
+                await conn.execute("UPDATE alerts SET state = 'closed' WHERE id = ANY($1::bigint[])", superseded)
             await self._commit(conn, list(new.values()), list(touched.values()), changes, now_us)
         self._wake_tick.set()
-
-    async def _spread(self, conn: asyncpg.Connection, alerts: Sequence[Alert], now_us: int,
-                      changes: list[_Rec]) -> list[Alert]:
-        """Several points of one zone under the same spreading rule: raise them all (and lower
-        them again when the condition no longer spreads)."""
-        keys = {}
-        for a in alerts:
-            rule = self.grader.rule_named(a.grading_rule)
-            if rule is not None and rule.spread is not None and a.zone and a.subject_kind == SubjectKind.SENSOR:
-                keys[(a.zone, rule.name)] = rule
-        if not keys:
-            return []
-        mine = {a.id: a for a in alerts if a.id}
-        fresh = [a for a in alerts if not a.id]
-        others = await records.fetch(
-            conn,
-            "state <> 'closed' AND subject_kind = 1 AND zone = ANY($1::int[]) AND grading_rule = ANY($2::text[])"
-            " AND NOT (id = ANY($3::bigint[])) ORDER BY id FOR UPDATE",
-            sorted({z for z, _ in keys}), sorted({r for _, r in keys}), sorted(mine),
-        )
-        pool = {a.id: a for a in others} | mine
-        members: dict[tuple, list[Alert]] = {}
-        for a in [*pool.values(), *fresh]:
-            k = (a.zone, a.grading_rule)
-            if k in keys and a.state is not State.CLOSED:
-                members.setdefault(k, []).append(a)
-        out = []
-        for k, group in members.items():
-            rule = keys[k]
-            live = [a for a in group if a.active and a.state in OPEN_STATES]
-            if len(live) >= rule.spread.points:
-                for a in live:
-                    ch = lifecycle.upgrade(a, rule.spread.colour, "spread", now_us)
-                    if ch is not None:
-                        ch.detail["points"] = len(live)
-                        _record(changes, a, ch)
-                        out.append(a)
-            else:
-                for a in group:
-                    if a.upgraded == "spread" and a.active and a.grade > a.base_grade:
-                        a.upgraded = None
-                        _record(changes, a, lifecycle._regrade(a, a.base_grade, now_us, reason="spread ended"))
-                        out.append(a)
-        return out
 
     async def _commit(self, conn: asyncpg.Connection, new: Sequence[Alert], touched: Sequence[Alert],
                       changes: Sequence[_Rec], now_us: int, schedule: bool = True) -> None:
@@ -269,6 +232,7 @@ class AlertsService:
                 done["outbox"] += written
                 if groups < FLUSH_BATCH:
                     break
+            done["outbox"] += await self.updates.run(conn, now, enabled=self.mqtt_publish is not None)
             done["feed"] = await self._publish_feed(conn)
             if self._anchor is not None:
                 await self._anchor.write(conn, now)
@@ -345,7 +309,7 @@ class AlertsService:
         if not targets:
             return change
         registry = self.registry()
-        base = f"{a.alert_key}@{a.version}:esc{index + 1}"
+        base = f"{notify.ref(a, a.version)}:esc{index + 1}"
         unacked_s = (now_us - (a.unacked_since_us or now_us)) / 1e6
         for t in targets:
             esc = {"step": index + 1, "target": t.label, "target_zh": t.label_zh, "unacked_s": unacked_s}
@@ -353,7 +317,7 @@ class AlertsService:
                 receiver = self.policy.receivers[t.receiver]
                 payload = notify.build("escalation", base, receiver.name, [a], registry, self.grader,
                                        self.policy.language, now_us, escalation=esc)
-                outbox.extend(notify.rows_for_receiver(receiver, base, payload, [a], False, lambda _a: None))
+                outbox.extend(notify.rows_for_receiver(receiver, base, payload, [a], False, lambda _a: []))
             elif t.contact is not None:
                 key = f"{base}:contact:{t.contact['url']}"
                 payload = notify.build("escalation", key, f"enterprise:{a.enterprise}", [a], registry, self.grader,

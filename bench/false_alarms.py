@@ -111,13 +111,15 @@ class Alerts:
     def __init__(self, intake: Intake, registry) -> None:
         self.intake = intake
         self.registry = registry
-        self.alerts: dict[tuple[int, int, str], Alert] = {}
+        self.alerts: dict[str, Alert] = {}
 
     def handle(self, findings: FindingBatch, now_us: int) -> list[Alert]:
         raised = []
         for f in sorted(findings.rows(), key=lambda f: f.ts_us):
-            ident = (int(f.subject_kind), f.subject, f.rule)
+            ident = self.intake.identity(f, self.registry)  # one incident per place and cause
             alert = self.alerts.get(ident)
+            if alert is not None and alert.state is not State.CLOSED and not self.intake.joins(alert, f, now_us):
+                alert.state = State.CLOSED  # superseded: a new incident after the fold window
             if self.intake.is_replay(alert, f):
                 continue
             if alert is None or alert.state is State.CLOSED:
@@ -126,7 +128,7 @@ class Alerts:
                     self.alerts[ident] = opened[0]
                     raised.append(opened[0])
                 continue
-            change = self.intake.apply(alert, f, now_us)
+            change = self.intake.apply(alert, f, now_us, self.registry)
             if change is not None and change.action in RAISES:
                 raised.append(alert)
         return raised

@@ -5,7 +5,15 @@ interval, at least nodata_min_silence_s), measured from its last reading or from
 return, whichever is later. A gateway is down when its status is ``offline`` (Last Will) or when
 none of its sensors has sent anything for gateway_factor × its interval. A down gateway raises one
 ``gateway_offline`` finding and no ``nodata`` findings are raised for its sensors (findings raised
-before it went down stay until data returns). Any reading clears its sensor's ``nodata`` and its
+before it went down stay until data returns). A sensor's silence is judged after its gateway's:
+a sensor of a registered gateway is stale only once the gateway has been heard (a reading of
+another sensor, an ``online`` status) after the sensor's own deadline passed. So a gateway that
+falls silent — with its Last Will, after a clean disconnect, or with its cable cut — gives one
+``gateway_offline`` and no ``nodata`` storm before it, whatever the two deadlines are; a sensor
+that stops alone is raised at the first sign of life of its gateway after its deadline (one
+gateway interval late at most); the only sensor of a gateway that stops is, seen from here,
+its gateway falling silent, and gives ``gateway_offline``. Sensors without a registered gateway
+are judged alone. Any reading clears its sensor's ``nodata`` and its
 gateway's ``gateway_offline`` at once. Silence is judged by arrival time (``received_us``, else
 ``ts_us``) against the ``now_us`` passed to :meth:`Liveness.tick`; time is never read here.
 Cost: one max per reading in ``update``; O(sensors + gateways) array work per ``tick``.
@@ -120,7 +128,12 @@ class Liveness:
         st.last_seen[act & (st.last_seen == 0)] = now
         gw = cfg.gateway
         ref = np.maximum(st.last_seen, gst.up_since[gw])
-        stale = act & ((now - ref) > cfg.silence_us) & ~down[gw] & ~st.on
+        overdue = ref + cfg.silence_us
+        # Judged after the gateway: a sensor of a registered gateway is silent on its own only
+        # once the gateway has been heard after the sensor became overdue. Until then its silence
+        # may be the gateway's, which is decided by the gateway's own (longer) deadline or its Will.
+        judged = ~gcfg.registered[gw] | (gst.last_seen[gw] > overdue)
+        stale = act & (now > overdue) & judged & ~down[gw] & ~st.on
         if stale.any():
             s = np.flatnonzero(stale)
             st.on[s] = True

@@ -136,7 +136,8 @@ def _alert_filter(ctx, key: ApiKey, sub: Subscription):
         if filtered:
             key_text = str(event.get("alert_key") or "")
             return (enterprise in sub.enterprises or any(r in regions for r in sub.regions)
-                    or any(key_text.startswith(k) for k in sensor_keys))
+                    or any(key_text.startswith(k) for k in sensor_keys)
+                    or any(s in sub.sensors for s in alert.get("sensors") or ()))  # an incident's sensors
         return True
 
     return accept

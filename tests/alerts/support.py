@@ -60,17 +60,20 @@ INSERT INTO enterprises (id, name, region, industry, risk_colour, contacts) VALU
 INSERT INTO zones (id, enterprise, code, name, kind) VALUES
   (1, 'E001', 'WF1301', '1301采煤工作面', 'working_face'), (2, 'E001', 'RW1301', '1301回风巷', 'roadway'),
   (3, 'E002', 'TF01', '罐区', 'tank_farm'), (4, 'E003', 'MR01', '氨机房', 'machine_room');
-INSERT INTO gateways (id, enterprise, code, zone) VALUES (1, 'E001', 'G001', 1), (2, 'E002', 'G002', 3), (3, 'E003', 'G003', 4);
+INSERT INTO gateways (id, enterprise, code, zone) VALUES (1, 'E001', 'G001', 1), (2, 'E002', 'G002', 3), (3, 'E003', 'G003', 4),
+  (4, 'E003', 'G004', 4);
 INSERT INTO sensors (id, enterprise, code, gateway, zone, kind, unit, location, location_class, expected_interval_s) VALUES
   (1, 'E001', 'CH4-0101', 1, 1, 'methane', '%VOL', '采煤工作面', 'T1', 10),
   (2, 'E001', 'CH4-0102', 1, 1, 'methane', '%VOL', '采煤工作面上隅角', 'T0', 10),
   (3, 'E001', 'CO-0101', 1, 2, 'carbon_monoxide', 'ppm', '回风巷', '', 10),
   (4, 'E002', 'EX-0201', 2, 3, 'combustible_gas', '%LEL', '储罐区', '', 10),
-  (5, 'E003', 'NH3-0301', 3, 4, 'ammonia', 'ppm', '氨机房', '', 10);
+  (5, 'E003', 'NH3-0301', 3, 4, 'ammonia', 'ppm', '氨机房', '', 10),
+  (6, 'E001', 'CH4-0201', 1, 2, 'methane', '%VOL', '回风巷', 'T2', 10),
+  (7, 'E003', 'NH3-0302', 4, 4, 'ammonia', 'ppm', '氨机房东侧', '', 10);
 SELECT setval('zones_id_seq', 10), setval('gateways_id_seq', 10), setval('sensors_id_seq', 10);
 """
 
-N_SENSORS = 5
+N_SENSORS = 7
 
 
 async def seed_registry(conn: asyncpg.Connection, contacts: list[dict] | None = None) -> None:

@@ -66,7 +66,7 @@ async def test_generic_webhook(pool, clock, receiver):
     [a] = body["alerts"]
     assert a["message"] == "【橙色预警】南昌市 某煤矿 采煤工作面 甲烷 1.62%VOL ≥ 断电值 1.5%VOL，持续 0 秒"
     assert a["requirement"].startswith("处置要求：依《煤矿安全规程》切断")
-    assert a["idempotency_key"] == "sensor:1:limit@1"
+    assert a["idempotency_key"] == "zone:1:methane#1@1"
     async with pool.acquire() as conn:
         assert [r["state"] for r in await outbox(conn)] == ["delivered"]
 
@@ -159,7 +159,7 @@ async def test_email_over_smtp(pool, clock, receiver):
     assert env.rcpt_tos == ["duty@example.cn"] and env.mail_from == "yujing@example.cn"
     msg = email.message_from_bytes(env.original_content, policy=email.policy.default)
     assert str(msg["Subject"]).startswith("【橙色预警】南昌市 某煤矿")
-    assert msg["X-Yujing-Idempotency-Key"].startswith("sensor:1:limit@1")
+    assert msg["X-Yujing-Idempotency-Key"].startswith("zone:1:methane#1@1")
     assert msg["Message-ID"].endswith("@yujing>")
     assert "断电值 1.5%VOL" in msg.get_content()
 
@@ -187,7 +187,7 @@ def _check_schema(msg: dict) -> None:
         if types:
             types = types if isinstance(types, list) else [types]
             pytypes = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
-                       "null": type(None)}
+                       "null": type(None), "array": list}
             assert any(isinstance(msg[key], pytypes[t]) for t in types), (key, msg[key])
 
 
@@ -224,5 +224,5 @@ async def test_mqtt_alert_topic(pool, clock, receiver, broker):
     [(topic, msg)] = got
     assert topic == "yj/v1/E001/G001/alerts"
     _check_schema(msg)
-    assert msg["schema"] == "yujing.alert/1" and msg["idempotency_key"] == "sensor:1:limit@1"
+    assert msg["schema"] == "yujing.alert/2" and msg["idempotency_key"] == "zone:1:methane#1@1"
     assert msg["grade"] == "orange" and msg["subject"] == {"kind": "sensor", "id": 1, "code": "CH4-0101"}

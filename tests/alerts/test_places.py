@@ -21,13 +21,13 @@ async def test_place_colours_follow_alerts(pool, clock, receiver):
         assert (county.assessed, county.live, county.dynamic) == ("orange", "orange", "orange")
         assert (city.assessed, city.live, city.dynamic, city.open_alerts) == ("orange", "orange", "orange", 2)
         assert province.live == "orange" and province.open_alerts == 2
-        await svc.handle(findings([(2, "over_range", RAISE, ALARM, clock.t, 40, 40)]))  # E001: red
+        await svc.handle(findings([(6, "over_range", RAISE, ALARM, clock.t, 40, 40)]))  # E001 roadway: red
         city = await places.place_colour(conn, "region", "360100")
         assert (city.assessed, city.live, city.dynamic) == ("orange", "red", "red")
         jdz = await places.place_colour(conn, "region", "360200")
         assert (jdz.assessed, jdz.live, jdz.dynamic) == ("blue", None, "blue")
         # the red alert clears but latches: it still colours the map until reset
-        await svc.handle(findings([(2, "over_range", CLEAR, ALARM, clock.t + 1, 0.2, 40)]))
+        await svc.handle(findings([(6, "over_range", CLEAR, ALARM, clock.t + 1, 0.2, 40)]))
         assert (await places.place_colour(conn, "enterprise", "E001")).live == "red"
         await transitions.reset_latch(conn, 3, "调度员", now_us=clock.us)
         e1 = await places.place_colour(conn, "enterprise", "E001")

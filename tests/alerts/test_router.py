@@ -21,24 +21,25 @@ def keys_in(rows, receiver="control-room"):
 async def test_grouping_wait_interval_and_repeat(pool, clock, receiver):
     svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
     t = clock.t
-    await svc.handle(findings([(1, "limit", RAISE, WARNING, t, 1.2, 1.0)]))
+    # CO and methane in roadway RW1301: two causes, two incidents, one group (enterprise, zone, rule)
+    await svc.handle(findings([(3, "limit", RAISE, WARNING, t, 30, 24)]))
     clock.advance(10)
-    await svc.handle(findings([(2, "limit", RAISE, WARNING, clock.t, 1.1, 1.0)]))
+    await svc.handle(findings([(6, "limit", RAISE, WARNING, clock.t, 1.1, 1.0)]))
     await svc.tick()
     async with pool.acquire() as conn:
         clock.advance(20)  # t + 30: group_wait of the first member
         await svc.tick()
         rows = await outbox(conn, "control-room")
-        assert keys_in(rows) == [["sensor:1:limit", "sensor:2:limit"]]  # one message for the group
+        assert keys_in(rows) == [["zone:2:carbon_monoxide", "zone:2:methane"]]  # one message for the group
         clock.advance(10)
-        await svc.handle(findings([(1, "limit", CLEAR, WARNING, clock.t, 0.3, 1.0)]))
+        await svc.handle(findings([(3, "limit", CLEAR, WARNING, clock.t, 5, 24)]))
         clock.advance(289)  # t + 329: inside group_interval (300 s) of the first flush
         await svc.tick()
         assert len(await outbox(conn, "control-room")) == 1
         clock.advance(1)  # t + 330
         await svc.tick()
         rows = await outbox(conn, "control-room")
-        assert keys_in(rows)[1] == ["sensor:1:limit"]
+        assert keys_in(rows)[1] == ["zone:2:carbon_monoxide"]
         assert rows[1]["payload"]["status"] == "resolved"
         assert "预警解除" in rows[1]["payload"]["alerts"][0]["message"]
         clock.advance(4 * 3600 - 1)
@@ -47,7 +48,7 @@ async def test_grouping_wait_interval_and_repeat(pool, clock, receiver):
         clock.advance(1)  # repeat_interval (4 h) after the last flush: the open alert again
         await svc.tick()
         rows = await outbox(conn, "control-room")
-    assert keys_in(rows)[2] == ["sensor:2:limit"] and rows[2]["payload"]["repeat"] is True
+    assert keys_in(rows)[2] == ["zone:2:methane"] and rows[2]["payload"]["repeat"] is True
     assert len({r["idempotency_key"] for r in rows}) == 3
 
 
@@ -74,7 +75,7 @@ async def test_crash_before_flush_loses_nothing(pool, clock, receiver):
     await restarted.tick()
     async with pool.acquire() as conn:
         rows = await outbox(conn)
-    assert keys_in(rows) == [["sensor:1:limit"]]
+    assert keys_in(rows) == [["zone:1:methane"]]
 
 
 async def test_gateway_offline_inhibits_its_sensors_stale_alerts(pool, clock, receiver):
@@ -90,14 +91,14 @@ async def test_gateway_offline_inhibits_its_sensors_stale_alerts(pool, clock, re
     await svc.tick()
     async with pool.acquire() as conn:
         told = sorted(k for ks in keys_in(await outbox(conn)) for k in ks)
-        assert told == ["gateway:1:gateway_offline", "sensor:4:nodata"]
+        assert told == ["gateway:1:gateway_offline", "sensor:4:health"]
         assert await conn.fetchval("SELECT count(*) FROM alerts") == 4  # inhibited alerts still exist
         # the gateway comes back: its sensors' alerts are told at the next group interval
         await svc.handle(findings([(1, "gateway_offline", CLEAR, WARNING, clock.t, float("nan"), float("nan"), GW)]))
         clock.advance(300)
         await svc.tick()
         told = sorted(k for ks in keys_in(await outbox(conn)) for k in ks)
-    assert "sensor:1:nodata" in told and "sensor:2:nodata" in told
+    assert "sensor:1:health" in told and "sensor:2:health" in told
 
 
 async def test_fault_and_higher_grade_inhibit_but_never_hide_orange(pool, clock, receiver):
@@ -106,14 +107,18 @@ async def test_fault_and_higher_grade_inhibit_but_never_hide_orange(pool, clock,
     await svc.handle(findings([
         (1, "fault", RAISE, NOTICE, t, float("nan"), float("nan")),
         (1, "limit", RAISE, WARNING, t, 1.2, 1.0),  # yellow on a faulty sensor: inhibited
-        (2, "ttt", RAISE, NOTICE, t, 1.2, 1.5),  # blue trend under a red one on the same sensor: inhibited
-        (2, "over_range", RAISE, ALARM, t, 40.0, 40.0),  # red (saturated): never inhibited
+        (6, "ttt", RAISE, NOTICE, t, 1.2, 1.5),  # blue trend, folded into the red incident of its zone
+        (6, "over_range", RAISE, ALARM, t, 40.0, 40.0),  # red (saturated): never inhibited
+        (6, "stuck", RAISE, NOTICE, t, 40.0, float("nan")),  # blue health under a red value on one sensor
     ]))
     clock.advance(30)
     await svc.tick()
     async with pool.acquire() as conn:
         told = sorted(k for ks in keys_in(await outbox(conn)) for k in ks)
-    assert told == ["sensor:1:fault", "sensor:2:over_range"]
+        red = await conn.fetchrow("SELECT grade, rule, jsonb_array_length(evidence) AS n FROM alerts"
+                                  " WHERE alert_key = 'zone:2:methane'")
+    assert told == ["sensor:1:health", "zone:2:methane"]
+    assert (red["grade"], red["rule"], red["n"]) == (4, "over_range", 2)
 
 
 async def test_silence_mutes_then_expiry_releases(pool, clock, receiver):
@@ -130,7 +135,7 @@ async def test_silence_mutes_then_expiry_releases(pool, clock, receiver):
         await silences.expire_silence(conn, s.id, "调度员乙", now_us=clock.us)
         clock.advance(30)
         await svc.tick()
-        assert keys_in(await outbox(conn)) == [["sensor:1:limit"]]
+        assert keys_in(await outbox(conn)) == [["zone:1:methane"]]
         actions = [r["action"] for r in await conn.fetch("SELECT action FROM alert_journal WHERE alert_id IS NULL")]
     assert actions == ["silence_created", "silence_expired"]
 
@@ -158,16 +163,16 @@ async def test_maintenance_window_mutes_up_to_its_colour(pool, clock, receiver):
     svc = await make_service(None, policy, clock, pool=pool)
     await svc.handle(findings([(1, "limit", RAISE, WARNING, clock.t, 1.2, 1.0),
                                (3, "limit", RAISE, ALARM, clock.t, 200, 24)]))  # CO alarm: yellow by coal-co
-    await svc.handle(findings([(2, "over_range", RAISE, ALARM, clock.t, 40, 40)]))  # red: goes through
+    await svc.handle(findings([(6, "over_range", RAISE, ALARM, clock.t, 40, 40)]))  # red: goes through
     clock.advance(30)
     await svc.tick()
     async with pool.acquire() as conn:
         told = sorted(k for ks in keys_in(await outbox(conn)) for k in ks)
-        assert told == ["sensor:2:over_range"]
+        assert told == ["zone:2:methane"]
         clock.advance(3600)  # 16:06: the window is over
         await svc.tick()
         told = sorted(k for ks in keys_in(await outbox(conn)) for k in ks)
-    assert "sensor:1:limit" in told and "sensor:3:limit" in told
+    assert "zone:1:methane" in told and "zone:2:carbon_monoxide" in told
 
 
 async def test_escalation_chain_stops_on_acknowledgement(pool, clock, receiver):
@@ -178,30 +183,30 @@ async def test_escalation_chain_stops_on_acknowledgement(pool, clock, receiver):
     svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
     t = clock.t
     await svc.handle(findings([(1, "over_range", RAISE, ALARM, t, 40, 40),   # red, acknowledged at 6 min
-                               (2, "over_range", RAISE, ALARM, t, 40, 40)]))  # red, never acknowledged
+                               (6, "over_range", RAISE, ALARM, t, 40, 40)]))  # red, never acknowledged
     await svc.tick()
     async with pool.acquire() as conn:
         def esc(rows):
             return sorted((r["payload"]["alerts"][0]["alert_key"], r["payload"]["escalation"]["step"], r["receiver"])
                           for r in rows if r["payload"]["kind"] == "escalation")
-        assert esc(await outbox(conn)) == [("sensor:1:over_range", 1, "enterprise:E001"),
-                                           ("sensor:2:over_range", 1, "enterprise:E001")]
+        assert esc(await outbox(conn)) == [("zone:1:methane", 1, "enterprise:E001"),
+                                           ("zone:2:methane", 1, "enterprise:E001")]
         clock.advance(5 * 60)
         await svc.tick()
         # E001 is a city enterprise: the county step goes to the city centre
-        assert ("sensor:1:over_range", 2, "city-centre") in esc(await outbox(conn))
+        assert ("zone:1:methane", 2, "city-centre") in esc(await outbox(conn))
         clock.advance(60)
         await transitions.acknowledge(conn, 1, "调度员", now_us=clock.us)
         clock.advance(20 * 60)
         await svc.tick()
         rows = esc(await outbox(conn))
         await svc.deliver()
-    assert [r for r in rows if r[0] == "sensor:1:over_range"] == [
-        ("sensor:1:over_range", 1, "enterprise:E001"), ("sensor:1:over_range", 2, "city-centre")]
+    assert [r for r in rows if r[0] == "zone:1:methane"] == [
+        ("zone:1:methane", 1, "enterprise:E001"), ("zone:1:methane", 2, "city-centre")]
     # the city step would reach the city centre again: skipped; the province step went out
-    assert [r for r in rows if r[0] == "sensor:2:over_range"] == [
-        ("sensor:2:over_range", 1, "enterprise:E001"), ("sensor:2:over_range", 2, "city-centre"),
-        ("sensor:2:over_range", 4, "province-centre")]
+    assert [r for r in rows if r[0] == "zone:2:methane"] == [
+        ("zone:2:methane", 1, "enterprise:E001"), ("zone:2:methane", 2, "city-centre"),
+        ("zone:2:methane", 4, "province-centre")]
     paths = sorted(r["path"] for r in receiver.requests)
     assert paths.count("/officer") == 2 and paths.count("/province") == 1
     body = json.loads(next(r["body"] for r in receiver.requests if r["path"] == "/province"))
@@ -247,13 +252,16 @@ async def test_persisting_power_cut_becomes_red_at_once(pool, clock, receiver):
 
 
 async def test_two_points_of_one_face_stay_orange_by_default(pool, clock, receiver):
-    # T1 and T0 of one face read one air stream: one accumulation, not spreading (default policy)
+    # T1 and T0 of one face read one air stream: one accumulation, not spreading (default policy);
+    # one incident listing both points
     svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
     await svc.handle(findings([(1, "limit", RAISE, ALARM, clock.t, 1.6, 1.5)]))
     clock.advance(10)
     await svc.handle(findings([(2, "limit", RAISE, ALARM, clock.t, 1.7, 1.5)]))
     async with pool.acquire() as conn:
-        assert [r["grade"] for r in await conn.fetch("SELECT grade FROM alerts ORDER BY id")] == [3, 3]
+        rows = await conn.fetch("SELECT grade, evidence::text FROM alerts ORDER BY id")
+    assert [r["grade"] for r in rows] == [3]
+    assert sorted(e["subject"] for e in json.loads(rows[0]["evidence"])) == [1, 2]
 
 
 async def test_points_of_one_face_in_power_cut_spread_to_red(pool, clock, receiver):
@@ -265,9 +273,12 @@ async def test_points_of_one_face_in_power_cut_spread_to_red(pool, clock, receiv
     clock.advance(10)
     await svc.handle(findings([(2, "limit", RAISE, ALARM, clock.t, 1.7, 1.5)]))  # same zone WF1301
     async with pool.acquire() as conn:
-        grades = [r["grade"] for r in await conn.fetch("SELECT grade FROM alerts ORDER BY id")]
-        assert grades == [4, 4]
+        grades = [(r["grade"], r["upgraded"]) for r in await conn.fetch("SELECT grade, upgraded FROM alerts ORDER BY id")]
+        assert grades == [(4, "spread")]  # one incident, red: two points of its zone in power-cut
         await svc.handle(findings([(2, "limit", CLEAR, ALARM, clock.t + 5, 0.4, 1.5)]))
         grades = [(r["grade"], r["state"]) for r in await conn.fetch("SELECT grade, state FROM alerts ORDER BY id")]
-    # the spread ended: the remaining point falls back to orange; the cleared one latched (it was red)
-    assert grades == [(3, "firing"), (4, "latched")]
+        # the spread ended: the incident falls back to the orange of its remaining point
+        assert grades == [(3, "firing")]
+        await svc.handle(findings([(1, "limit", CLEAR, ALARM, clock.t + 6, 0.4, 1.5)]))
+        grades = [(r["grade"], r["state"]) for r in await conn.fetch("SELECT grade, state FROM alerts ORDER BY id")]
+    assert grades == [(3, "latched")]  # it was red: latched until reset

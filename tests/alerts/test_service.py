@@ -35,7 +35,7 @@ async def test_finding_opens_graded_alert_and_notifies_after_group_wait(pool, cl
     p = rows[0]["payload"]
     assert rows[0]["receiver"] == "control-room"
     assert p["alerts"][0]["message"].startswith("【黄色预警】南昌市 某煤矿 采煤工作面 甲烷 1.2%VOL ≥ 报警值 1%VOL，持续 30 秒")
-    assert p["idempotency_key"].startswith("sensor:1:limit@1")
+    assert p["idempotency_key"].startswith("zone:1:methane#1@1")  # the incident: zone WF1301, methane
 
 
 async def test_replayed_findings_change_nothing(pool, clock, receiver):
@@ -99,7 +99,7 @@ async def test_clear_resolves_and_raise_after_close_opens_new_incident(pool, clo
         await svc.handle(findings([(1, "limit", RAISE, WARNING, clock.t, 1.3, 1.0)]))
         rows = await alerts_of(conn)
     assert [r["state"] for r in rows] == ["closed", "firing"]
-    assert rows[0]["alert_key"] == rows[1]["alert_key"] == "sensor:1:limit"
+    assert rows[0]["alert_key"] == rows[1]["alert_key"] == "zone:1:methane"
 
 
 async def test_red_latches_until_reset_after_return_to_normal(pool, clock, receiver):

@@ -28,6 +28,9 @@ def test_stale_sensor_and_recovery():
     for t in range(2, 30):
         e.update(ReadingBatch.build(sensor=[1, 3, 4], ts_us=[t * S] * 3, value=[1.0] * 3))
     assert rows(e.tick(30 * S)) == []
+    # overdue at 31 s, but its gateway has not been heard since: its silence may be the gateway's
+    assert rows(e.tick(32 * S)) == []
+    e.update(ReadingBatch.build(sensor=[1], ts_us=[32 * S], value=[1.0]))  # the gateway is alive
     assert rows(e.tick(32 * S)) == [("SENSOR", 2, "nodata", "RAISE")]
     assert rows(e.tick(33 * S)) == []  # a state change, not a repeat
     f = e.update(ReadingBatch.build(sensor=[2], ts_us=[33 * S], value=[1.0]))
@@ -60,6 +63,56 @@ def test_last_will_raises_at_once_and_online_clears():
     assert all(r[1] != 3 and r[1] != 4 for r in rows(e.tick(100 * S)) if r[0] == "SENSOR")
     f = e.gateway_status(np.array([2]), np.array([True]), np.array([101 * S]))
     assert rows(f) == [("GATEWAY", 2, "gateway_offline", "CLEAR")]
+
+
+def quiet_gateway_engine():
+    # the field's usual shape: sensors every 10 s (stale after 30 s), gateways judged on their own
+    # 60 s interval (down after 180 s of silence); sensors 1,2 on gateway 1, sensors 3,4 on gateway 2
+    e = Engine(DetectorConfig.from_config({"enabled": ["nodata"]}))
+    e.set_registry(snapshot(["co"] * 4, gateway=[1, 1, 2, 2], gateway_interval_s=60.0))
+    e.tick(0)
+    e.update(ReadingBatch.build(sensor=[1, 2, 3, 4], ts_us=[S] * 4, value=[1.0] * 4))
+    return e
+
+
+def run_until(e, end_s, sensors=(1, 2)):
+    """Gateway 1's sensors report every 10 s; the engine ticks every second; findings collected."""
+    found = []
+    for t in range(2, end_s + 1):
+        if t % 10 == 0:
+            found += rows(e.update(ReadingBatch.build(sensor=list(sensors), ts_us=[t * S] * len(sensors),
+                                                      value=[1.0] * len(sensors))))
+        found += [(t, *r) for r in rows(e.tick(t * S))]
+    return found
+
+
+def test_gateway_silent_without_will_gives_one_gateway_finding_and_no_nodata_storm():
+    """Clean disconnect or cut cable: no status message at all. Before the fix, sensors 3 and 4
+    raised "no data" at 31 s and the gateway only at 181 s."""
+    e = quiet_gateway_engine()
+    found = run_until(e, 400)
+    assert found == [(182, "GATEWAY", 2, "gateway_offline", "RAISE")]
+    # it comes back: one clear, and its sensors start a fresh grace period
+    f = e.update(ReadingBatch.build(sensor=[3, 4], ts_us=[401 * S] * 2, value=[1.0] * 2))
+    assert rows(f) == [("GATEWAY", 2, "gateway_offline", "CLEAR")]
+
+
+def test_gateway_with_a_late_will_gives_one_gateway_finding_and_no_nodata_storm():
+    """The broker publishes the Will 1.5 × keepalive after the link died (90 s for a 60 s
+    keepalive), well after the sensors' 30 s deadline: still one gateway finding, no sensor one."""
+    e = quiet_gateway_engine()
+    found = run_until(e, 90)
+    assert found == []
+    f = e.gateway_status(np.array([2]), np.array([False]), np.array([91 * S]))
+    assert rows(f) == [("GATEWAY", 2, "gateway_offline", "RAISE")]
+    found = run_until(e, 400)
+    assert found == []
+
+
+def test_a_sensor_that_stops_alone_is_still_raised_once_its_gateway_speaks():
+    e = quiet_gateway_engine()
+    found = run_until(e, 120, sensors=(1, 3))  # sensor 2 (gateway 1) and sensor 4 (gateway 2) stop
+    assert found == [(40, "SENSOR", 2, "nodata", "RAISE"), (40, "SENSOR", 4, "nodata", "RAISE")]
 
 
 def test_compound_methane_rising_while_fan_off():

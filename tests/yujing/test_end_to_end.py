@@ -63,7 +63,7 @@ async def test_methane_power_cut_reaches_webhook_and_gateway(db_url, db, broker,
         text = json.dumps(receiver.json(), ensure_ascii=False)
         assert "某煤矿" in text and "甲烷" in text and "1.62" in text
         message = json.loads(gateway_got[0])
-        assert message["grade"] == "orange" and message["schema"] == "yujing.alert/1"
+        assert message["grade"] == "orange" and message["schema"] == "yujing.alert/2"
         assert await db.fetchval("SELECT count(*) FROM readings") == 3
     finally:
         gateway_sub.loop_stop()
