@@ -70,6 +70,8 @@ class IngestSettings(BaseModel):
     queue_batches: PositiveInt = 2  # decoded batches waiting for a writer
     max_payload_bytes: PositiveInt = 1_048_576
     dead_letter_payload_bytes: PositiveInt = 4096  # payload kept with a dead letter
+    dead_letters_per_gateway_minute: PositiveInt = 60  # rows; beyond it counted in dead_letter_overflow
+    max_burst_bytes: PositiveInt = 8 * 1024 * 1024  # payload bytes validated in one columnar pass
     clock_skew_tolerance_s: PositiveFloat = 300.0
     registry_poll_s: PositiveFloat = 5.0
     liveness_check_s: PositiveFloat = 10.0
