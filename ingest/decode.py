@@ -141,32 +141,35 @@ class Decoder:
     def decode(self, messages: Sequence[RawMessage]) -> DecodedChunk:
         """Readings, dead letters and statuses of a burst; never raises for what a message holds."""
         limits = self._limits
-        rejected: list[Rejected] = []
+        rejected: dict[int, Rejected] = {}  # by the message's position in the burst
         statuses: list[GatewayStatus] = []
         refusals: dict[int, _Refusals] = {}
         seen: dict[int, int] = {}
         parts: list[ReadingBatch] = []
         burst, burst_bytes = _Burst(), 0
         for i, m in enumerate(messages):
+            before = len(burst.messages)
             try:
-                added = self._take(i, m, burst, rejected, statuses, refusals, seen)
+                whole = self._take(i, m, burst, statuses, refusals, seen)
             except Exception as exc:  # one message: a decoder defect must not end the intake
                 refusals.pop(i, None)
-                rejected.append(self._undecodable(m, exc))
-                continue
-            if added:
+                whole = self._undecodable(m, exc)
+            if whole is not None:
+                rejected[i] = whole
+            elif len(burst.messages) > before:
                 burst_bytes += len(m.payload)
                 if burst_bytes >= limits.max_burst_bytes:
                     parts.append(self._validate_isolated(burst, refusals, rejected))
                     burst, burst_bytes = _Burst(), 0
         if burst.messages:
             parts.append(self._validate_isolated(burst, refusals, rejected))
-        for i, r in sorted(refusals.items()):
-            rejected.append(self._partly_refused(messages[i], r))
+        for i, r in refusals.items():
+            rejected[i] = self._partly_refused(messages[i], r)
         seen_ids = np.fromiter(seen.keys(), np.int32, len(seen))
         seen_us = np.fromiter(seen.values(), np.int64, len(seen))
         readings = ReadingBatch.concat(parts) if parts else ReadingBatch.empty()
-        return DecodedChunk(readings, rejected, statuses, seen_ids, seen_us, [m.mid for m in messages], len(messages))
+        return DecodedChunk(readings, [rejected[i] for i in sorted(rejected)], statuses, seen_ids, seen_us,
+                            [m.mid for m in messages], len(messages))
 
     def _rejected(self, m: RawMessage, reason: RejectReason, detail: str, route: _Route | None = None) -> Rejected:
         return Rejected(
@@ -190,38 +193,35 @@ class Decoder:
             r.listed, r.counts, r.total, r.first_detail,
         )
 
-    def _take(self, i: int, m: RawMessage, burst: _Burst, rejected: list[Rejected], statuses: list[GatewayStatus],
-              refusals: dict[int, _Refusals], seen: dict[int, int]) -> bool:
-        """Route and decode message ``i``: whole-message refusals go to ``rejected``, refused
-        readings to ``refusals[i]``, the rest into ``burst``. True when it added readings."""
+    def _take(self, i: int, m: RawMessage, burst: _Burst, statuses: list[GatewayStatus],
+              refusals: dict[int, _Refusals], seen: dict[int, int]) -> Rejected | None:
+        """Route and decode message ``i``: returns its dead letter when it is refused whole; else
+        its refused readings go to ``refusals[i]``, its status to ``statuses``, the rest into ``burst``."""
         limits = self._limits
         route = self._route(m.topic)
         if isinstance(route, TopicError):
-            rejected.append(self._rejected(m, RejectReason.BAD_TOPIC, str(route)))
-            return False
+            return self._rejected(m, RejectReason.BAD_TOPIC, str(route))
+
         if not route.gateway_id:
-            rejected.append(self._rejected(m, RejectReason.UNKNOWN_GATEWAY,
-                            f"gateway {route.gateway!r} of enterprise {route.enterprise!r} is not registered", route))
-            return False
+            return self._rejected(m, RejectReason.UNKNOWN_GATEWAY,
+                                  f"gateway {route.gateway!r} of enterprise {route.enterprise!r} is not registered", route)
         gid = route.gateway_id
         if seen.get(gid, 0) < m.received_us:
             seen[gid] = m.received_us
         if len(m.payload) > limits.max_payload_bytes:
-            rejected.append(self._rejected(m, RejectReason.OVERSIZE,
-                            f"payload of {len(m.payload)} bytes exceeds the limit of {limits.max_payload_bytes}", route))
-            return False
+            return self._rejected(m, RejectReason.OVERSIZE,
+                                  f"payload of {len(m.payload)} bytes exceeds the limit of {limits.max_payload_bytes}", route)
         if route.channel is Channel.STATUS:
             try:
                 online = parse_status(m.payload)
             except CodecError as exc:
-                rejected.append(self._rejected(m, exc.reason, exc.detail, route))
-                return False
+                return self._rejected(m, exc.reason, exc.detail, route)
+
             statuses.append(GatewayStatus(route.enterprise, route.gateway, online, m.received_us))
-            return False
+            return None
         if route.channel is not Channel.UP:
-            rejected.append(self._rejected(
-                m, RejectReason.BAD_TOPIC, f"yujing does not accept messages on channel {route.channel.value!r}", route))
-            return False
+            return self._rejected(
+                m, RejectReason.BAD_TOPIC, f"yujing does not accept messages on channel {route.channel.value!r}", route)
         try:
             batch = decode_fast(m.payload)
         except FastDecodeError:
@@ -229,28 +229,27 @@ class Decoder:
             try:
                 decoded = salvage_batch(m.payload)
             except CodecError as exc:
-                rejected.append(self._rejected(m, exc.reason, exc.detail, route))
-                return False
+                return self._rejected(m, exc.reason, exc.detail, route)
             total = len(decoded) + len(decoded.bad)
             if decoded.bad:
                 r = refusals[i] = _Refusals(total)
                 for bad in decoded.bad:
                     r.add(bad.index, bad.sensor, bad.reason, bad.detail)
             if not len(decoded):
-                return False
+                return None
             readings = [
                 Reading(s=sid, v=v, q=q, ts=t)
                 for sid, v, q, t in zip(decoded.sensor_ids, decoded.value.tolist(),
                                         decoded.quality.tolist(), decoded.ts_ms.tolist())
             ]
             burst.add(i, m, route, decoded.batch_ts_ms, readings, decoded.index, total)
-            return True
+            return None
         if not batch.readings:
-            return False
+            return None
         burst.add(i, m, route, batch.ts, batch.readings, None, len(batch.readings))
-        return True
+        return None
 
-    def _validate_isolated(self, burst: _Burst, refusals: dict[int, _Refusals], rejected: list[Rejected]) -> ReadingBatch:
+    def _validate_isolated(self, burst: _Burst, refusals: dict[int, _Refusals], rejected: dict[int, Rejected]) -> ReadingBatch:
         """:meth:`_validate` over the burst; should it fail (a defect), message by message, so that
         only the message that triggers it becomes an ``undecodable`` dead letter."""
         try:
@@ -267,7 +266,7 @@ class Decoder:
                 parts.append(self._validate(one, mine))
             except Exception as exc:  # one message
                 refusals.pop(burst.ordinals[k], None)
-                rejected.append(self._undecodable(m, exc))
+                rejected[burst.ordinals[k]] = self._undecodable(m, exc)
                 continue
             for i, r in mine.items():
                 _merge_refusals(refusals, i, r)

@@ -55,10 +55,11 @@ def record(r: Rejected) -> tuple:
     )
 
 
-def _minimal(r: Rejected, error: str) -> tuple:
-    """What is kept of a dead letter the server refused: its reason, source and counts."""
+def _minimal(r: Rejected) -> tuple:
+    """What is kept of a dead letter the server refused: its reason and counts (the server's
+    error is logged, not stored: it may quote the very text that was refused)."""
     return (
-        _at(r.received_us), r.reason.value, f"the database refused this dead letter ({error[:200]})", "",
+        _at(r.received_us), r.reason.value, "the database refused this dead letter; its counts are kept", "",
         None, None, b"", r.refused, "[]", json.dumps({k.value: n for k, n in r.reasons}),
     )
 
@@ -101,17 +102,25 @@ async def write_dead_letters(conn: asyncpg.Connection, rejected: list[Rejected],
     admit = [cap.admit(r) for r in rejected]
     admitted = [r for r, ok in zip(rejected, admit) if ok]
     capped = [r for r, ok in zip(rejected, admit) if not ok]
-    replaced: list[tuple] = []
+    replaced: list[Rejected] = []
+    rows = len(admitted)
     if admitted:
         await _insert(conn, admitted, replaced, timeout_s)
     if replaced:
-        await conn.copy_records_to_table("dead_letters", records=replaced, columns=COLUMNS, timeout=timeout_s)
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table("dead_letters", records=[_minimal(r) for r in replaced],
+                                                 columns=COLUMNS, timeout=timeout_s)
+        except DATA_ERRORS as exc:  # even the minimal rows: their counts go to the overflow table
+            log.error("database refused minimal dead letters; counting them", extra={"error": str(exc)[:200]})
+            capped += replaced
+            rows -= len(replaced)
     if capped:
         await _count_overflow(conn, capped, timeout_s)
-    return DeadLetterOutcome(len(admitted), len(capped), sum(r.refused for r in capped), len(replaced))
+    return DeadLetterOutcome(rows, len(capped), sum(r.refused for r in capped), len(replaced))
 
 
-async def _insert(conn, rows: list[Rejected], replaced: list[tuple], timeout_s: float) -> None:
+async def _insert(conn, rows: list[Rejected], replaced: list[Rejected], timeout_s: float) -> None:
     try:
         async with conn.transaction():  # savepoint: a refusal rolls back only this part
             await conn.copy_records_to_table("dead_letters", records=[record(r) for r in rows], columns=COLUMNS,
@@ -119,7 +128,7 @@ async def _insert(conn, rows: list[Rejected], replaced: list[tuple], timeout_s: 
     except DATA_ERRORS as exc:
         if len(rows) == 1:
             log.warning("database refused a dead letter; keeping its counts", extra={"error": str(exc)[:200]})
-            replaced.append(_minimal(rows[0], str(exc)))
+            replaced.append(rows[0])
             return
         half = len(rows) // 2
         await _insert(conn, rows[:half], replaced, timeout_s)
