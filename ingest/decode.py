@@ -24,6 +24,7 @@ from domain.messages import (
 from domain.quality import Quality
 from domain.registry import RegistrySnapshot
 from domain.topics import Channel, TopicError, parse_topic
+from ingest.refusals import Refusals, merge_refusals, repeats
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,6 @@ class DecodedChunk:
     gateway_seen_us: np.ndarray  # int64 latest receive time per id
     mids: list[int]
     messages: int
-
-
-@dataclasses.dataclass(slots=True)
-class _Refusals:
-    """The refused readings of one message, gathered before its one dead letter is built."""
-
-    total: int  # readings in the message
-    listed: list[RefusedReading] = dataclasses.field(default_factory=list)
-    counts: dict[RejectReason, int] = dataclasses.field(default_factory=dict)
-    first_detail: str = ""
-
-    def add(self, index: int | None, sensor: str | None, reason: RejectReason, detail: str) -> None:
-        if not self.first_detail:
-            self.first_detail = detail
-        if len(self.listed) < MAX_LISTED_READINGS:
-            self.listed.append(RefusedReading(index, sensor, reason))
-        self.counts[reason] = self.counts.get(reason, 0) + 1
 
 
 class _Layout:
@@ -143,7 +127,7 @@ class Decoder:
         limits = self._limits
         rejected: dict[int, Rejected] = {}  # by the message's position in the burst
         statuses: list[GatewayStatus] = []
-        refusals: dict[int, _Refusals] = {}
+        refusals: dict[int, Refusals] = {}
         seen: dict[int, int] = {}
         parts: list[ReadingBatch] = []
         burst, burst_bytes = _Burst(), 0
@@ -184,7 +168,7 @@ class Decoder:
         return self._rejected(m, RejectReason.UNDECODABLE, f"the decoder failed on this message "
                               f"({type(exc).__name__}: {str(exc)[:160]})", route if isinstance(route, _Route) else None)
 
-    def _partly_refused(self, m: RawMessage, r: _Refusals) -> Rejected:
+    def _partly_refused(self, m: RawMessage, r: Refusals) -> Rejected:
         route = self._routes.get(m.topic)
         route = route if isinstance(route, _Route) else None
         return Rejected.of_readings(
@@ -194,7 +178,7 @@ class Decoder:
         )
 
     def _take(self, i: int, m: RawMessage, burst: _Burst, statuses: list[GatewayStatus],
-              refusals: dict[int, _Refusals], seen: dict[int, int]) -> Rejected | None:
+              refusals: dict[int, Refusals], seen: dict[int, int]) -> Rejected | None:
         """Route and decode message ``i``: returns its dead letter when it is refused whole; else
         its refused readings go to ``refusals[i]``, its status to ``statuses``, the rest into ``burst``."""
         limits = self._limits
@@ -232,7 +216,7 @@ class Decoder:
                 return self._rejected(m, exc.reason, exc.detail, route)
             total = len(decoded) + len(decoded.bad)
             if decoded.bad:
-                r = refusals[i] = _Refusals(total)
+                r = refusals[i] = Refusals(total)
                 for bad in decoded.bad:
                     r.add(bad.index, bad.sensor, bad.reason, bad.detail)
             if not len(decoded):
@@ -249,7 +233,7 @@ class Decoder:
         burst.add(i, m, route, batch.ts, batch.readings, None, len(batch.readings))
         return None
 
-    def _validate_isolated(self, burst: _Burst, refusals: dict[int, _Refusals], rejected: dict[int, Rejected]) -> ReadingBatch:
+    def _validate_isolated(self, burst: _Burst, refusals: dict[int, Refusals], rejected: dict[int, Rejected]) -> ReadingBatch:
         """:meth:`_validate` over the burst; should it fail (a defect), message by message, so that
         only the message that triggers it becomes an ``undecodable`` dead letter."""
         try:
@@ -261,7 +245,7 @@ class Decoder:
             one = _Burst()
             one.add(burst.ordinals[k], m, burst.routes[k], burst.batch_ts_ms[k], burst.lists[k],
                     burst.positions.get(k), burst.totals[k])
-            mine: dict[int, _Refusals] = {}
+            mine: dict[int, Refusals] = {}
             try:
                 parts.append(self._validate(one, mine))
             except Exception as exc:  # one message
@@ -269,10 +253,10 @@ class Decoder:
                 rejected[burst.ordinals[k]] = self._undecodable(m, exc)
                 continue
             for i, r in mine.items():
-                _merge_refusals(refusals, i, r)
+                merge_refusals(refusals, i, r)
         return ReadingBatch.concat(parts)
 
-    def _validate(self, burst: _Burst, refusals: dict[int, _Refusals]) -> ReadingBatch:
+    def _validate(self, burst: _Burst, refusals: dict[int, Refusals]) -> ReadingBatch:
         """Columns for the whole burst at once, then every check as a mask."""
         table = self.registry.table
         tolerance_us = int(self._limits.clock_skew_tolerance_s * _US_PER_S)
@@ -316,7 +300,7 @@ class Decoder:
         corrected = skewed | future
         too_old = ~unknown & (ts_us < received - (table.retention_s[safe] * _US_PER_S).astype(np.int64))
 
-        duplicate, conflicting, collision = _repeats(burst, starts, counts, msg_no, idx, ts_us, device_us, value,
+        duplicate, conflicting, collision = repeats(burst.maybe_duplicates, starts, counts, msg_no, idx, ts_us, device_us, value,
                                                      ~unknown & ~not_finite)
         checks = (not_finite, unknown, wrong_gateway, inactive, duplicate, conflicting, collision, too_old)
         bad = np.logical_or.reduce(checks)
@@ -342,7 +326,7 @@ class Decoder:
             received_us=received,
         )
 
-    def _refuse(self, burst: _Burst, refusals: dict[int, _Refusals], bad: np.ndarray, msg_no: np.ndarray,
+    def _refuse(self, burst: _Burst, refusals: dict[int, Refusals], bad: np.ndarray, msg_no: np.ndarray,
                 reason_no: np.ndarray, position: np.ndarray, ts_ms: np.ndarray, value: np.ndarray,
                 idx: np.ndarray) -> None:
         """Record the refused readings per message: each counted, the first few listed."""
@@ -352,7 +336,7 @@ class Decoder:
             i = burst.ordinals[k]
             r = refusals.get(i)
             if r is None:
-                r = refusals[i] = _Refusals(burst.totals[k])
+                r = refusals[i] = Refusals(burst.totals[k])
             for reason_k, c in enumerate(np.bincount(reason_no[rows], minlength=len(_CHECKS)).tolist()):
                 if c:
                     r.counts[_CHECKS[reason_k]] = r.counts.get(_CHECKS[reason_k], 0) + c
@@ -385,49 +369,6 @@ class Decoder:
         if reason is RejectReason.TIME_COLLISION:
             return f"{where} at {ts_ms} ms lands, once its clock is corrected, on the time of another reading"
         return f"{where} has time {ts_ms} ms, older than its retention window"
-
-
-def _merge_refusals(refusals: dict[int, _Refusals], i: int, r: _Refusals) -> None:
-    have = refusals.get(i)
-    if have is None:
-        refusals[i] = r
-        return
-    for reason, c in r.counts.items():
-        have.counts[reason] = have.counts.get(reason, 0) + c
-    have.listed.extend(r.listed[:MAX_LISTED_READINGS - len(have.listed)])
-    have.first_detail = have.first_detail or r.first_detail
-
-
-def _repeats(burst: _Burst, starts, counts, msg_no, idx, ts_us, device_us, value, eligible):
-    """Masks of readings repeating an earlier one of the same message at the same (sensor, stored
-    time): ``duplicate`` (same device time and value), ``conflicting`` (same device time, another
-    value), ``collision`` (another device time, brought there by a clock correction). Only the
-    messages that name a sensor twice are looked at."""
-    n = idx.shape[0]
-    duplicate = np.zeros(n, dtype=bool)
-    conflicting = np.zeros(n, dtype=bool)
-    collision = np.zeros(n, dtype=bool)
-    if not burst.maybe_duplicates:
-        return duplicate, conflicting, collision
-    cand = np.zeros(n, dtype=bool)
-    for k in burst.maybe_duplicates:
-        cand[starts[k]:starts[k] + counts[k]] = True
-    rows = np.flatnonzero(cand & eligible)
-    order = rows[np.lexsort((ts_us[rows], idx[rows], msg_no[rows]))]  # stable: first in message first
-    same = ((msg_no[order][1:] == msg_no[order][:-1]) & (idx[order][1:] == idx[order][:-1])
-            & (ts_us[order][1:] == ts_us[order][:-1]))
-    if not same.any():
-        return duplicate, conflicting, collision
-    heads = np.concatenate(([True], ~same))
-    head = order[np.flatnonzero(heads)][np.cumsum(heads) - 1]
-    later = np.flatnonzero(~heads)
-    rep, first = order[later], head[later]
-    same_device = device_us[rep] == device_us[first]
-    same_value = value[rep] == value[first]
-    duplicate[rep[same_device & same_value]] = True
-    conflicting[rep[same_device & ~same_value]] = True
-    collision[rep[~same_device]] = True
-    return duplicate, conflicting, collision
 
 
 class _Burst:

@@ -59,7 +59,7 @@ KNEE_COMMITTED_SHARE = 0.95
 LAG_GROWTH_FACTOR, LAG_GROWTH_MIN_S = 1.5, 1.0
 E2E_LAG = "yujing_ingest_end_to_end_lag_seconds"
 COMMITTED = "yujing_ingest_readings_committed_total"
-DEAD_LETTERS = "yujing_ingest_dead_letters_total"
+REFUSED = {"messages": "yujing_ingest_refused_messages_total", "readings": "yujing_ingest_refused_readings_total"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -152,8 +152,14 @@ def histogram_percentiles(before: dict[str, float], after: dict[str, float], nam
 
 
 def dead_letters_by_reason(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    pat = re.compile(rf'^{DEAD_LETTERS}{{reason="([^"]*)"}}$')
-    return {m.group(1): after[k] - before.get(k, 0.0) for k in after if (m := pat.match(k)) and after[k] - before.get(k, 0.0) > 0}
+    """Refused messages and refused readings during the run, apart: ``"<reason> <messages|readings>"``."""
+    out = {}
+    for unit, name in REFUSED.items():
+        pat = re.compile(rf'^{name}{{reason="([^"]*)"}}$')
+        for k in after:
+            if (m := pat.match(k)) and after[k] - before.get(k, 0.0) > 0:
+                out[f"{m.group(1)} {unit}"] = after[k] - before.get(k, 0.0)
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -519,7 +525,8 @@ def format_report(report: LoadReport) -> str:
     lat = report.alert_latency_s
     lines.append(f"alert latency publish → MQTT alert: p50 {f(lat['p50'])} s, p99 {f(lat['p99'])} s "
                  f"({report.alert_probes_answered}/{report.alert_probes_injected} probes answered)")
-    lines.append("dead letters: " + (", ".join(f"{k} {v:,.0f}" for k, v in sorted(report.dead_letters.items())) or "none"))
+    lines.append("refused (dead letters): " + (", ".join(
+        f"{k.rsplit(' ', 1)[0]} {v:,.0f} {k.rsplit(' ', 1)[1]}" for k, v in sorted(report.dead_letters.items())) or "none"))
     lines.append("knee: " + ("not reached" if report.knee_step is None else
                              f"step {report.knee_step + 1} at {report.knee_readings_s:,.0f} readings/s ({report.knee_reason})"))
     return "\n".join(lines)
