@@ -14,6 +14,7 @@ from domain.messages import MAX_LISTED_READINGS, RawMessage, RejectReason
 from domain.quality import Quality
 from ingest.decode import DecodeLimits, Decoder
 from tests.ingest.test_decode import LIMITS, NOW_MS, NOW_US, REGISTRY, decode, msg, up
+from tests.support.registry import snapshot
 
 TOPIC = "yj/v1/E1/G1/up"
 B = b'{"ts":%d,"readings":[' % NOW_MS
@@ -126,3 +127,20 @@ def test_every_reading_is_stored_or_refused_never_both(messages):
     # Nothing stored in the future, and no two stored readings of a message share (sensor, time).
     assert (r.ts_us <= NOW_US + 300 * 1_000_000).all()
     assert len({(s, t) for s, t in zip(r.sensor.tolist(), r.ts_us.tolist())}) == len(r) or len(raw) > 1
+
+
+def test_a_decoder_failure_is_isolated_to_its_message(caplog):
+    # A registry snapshot that maps a code to no row of its table (a defect the decoder cannot
+    # rule out): validating the burst raises; the burst is retried message by message, and only
+    # the message naming that sensor becomes an `undecodable` dead letter.
+    registry = snapshot([("E1", "G1", "CH4-01", "methane")])
+    registry.sensor_ids["E1"]["BROKEN"] = 10_000
+    c = Decoder(registry, LIMITS).decode([
+        up("E1", "G1", ["CH4-01"], [0.5], mid=1),
+        up("E1", "G1", ["BROKEN"], [0.6], mid=2),
+        up("E1", "G1", ["CH4-01"], [0.7], ts_ms=NOW_MS + 1, mid=3),
+    ])
+    assert c.readings.value.tolist() == [0.5, 0.7] and c.mids == [1, 2, 3]
+    [dl] = c.rejected
+    assert dl.reason is RejectReason.UNDECODABLE and "IndexError" in dl.detail
+    assert dl.payload == up("E1", "G1", ["BROKEN"], [0.6]).payload
