@@ -74,11 +74,8 @@ class DeadLetterCap:
 
     def admit(self, r: Rejected) -> bool:
         minute = r.received_us // _US_PER_MINUTE
-        if minute != self._minute:
-            if minute < self._minute:  # an older message: count it against the current minute
-                minute = self._minute
-            else:
-                self._minute, self._rows = minute, {}
+        if minute > self._minute:  # an older message counts against the current minute
+            self._minute, self._rows = minute, {}
         key = (r.enterprise or "", r.gateway or "")
         n = self._rows.get(key, 0)
         if n >= self.per_minute:

@@ -64,7 +64,7 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]], restart_max_s
     """Run a long-lived stage until it returns; if it raises, log it and start it again after a
     capped, jittered backoff. A restarted collector leaves the messages it had taken but not
     committed unacknowledged: the broker delivers them again on the session's next connection."""
-    delay_s = 0.5
+    delay_s = min(0.5, restart_max_s)
     while True:
         try:
             await run()
