@@ -330,9 +330,9 @@ class Decoder:
                 reason_no: np.ndarray, position: np.ndarray, ts_ms: np.ndarray, value: np.ndarray,
                 idx: np.ndarray) -> None:
         """Record the refused readings per message: each counted, the first few listed."""
-        bad_msg = msg_no[bad]
-        for k in np.unique(bad_msg).tolist():
-            rows = bad[bad_msg == k]
+        bad_msg = msg_no[bad]  # non-decreasing: a message's readings are contiguous
+        for rows in np.split(bad, np.flatnonzero(np.diff(bad_msg)) + 1):
+            k = int(msg_no[rows[0]])
             i = burst.ordinals[k]
             r = refusals.get(i)
             if r is None:
