@@ -64,8 +64,20 @@ def _minimal(r: Rejected) -> tuple:
     )
 
 
+_UNREGISTERED = (RejectReason.BAD_TOPIC, RejectReason.UNKNOWN_GATEWAY)
+
+
+def source(r: Rejected) -> tuple[str, str]:
+    """Whose allowance a dead letter uses: its gateway's, or one shared by every unregistered
+    source (so spraying made-up gateway ids buys no more rows, nor more overflow rows)."""
+    if r.reason in _UNREGISTERED:
+        return "", ""
+    return storable(r.enterprise) or "", storable(r.gateway) or ""
+
+
 class DeadLetterCap:
-    """Admits at most ``per_minute`` dead-letter rows per gateway (or per unparsable source)."""
+    """Admits at most ``per_minute`` dead-letter rows per gateway (and as many for all unregistered
+    sources together) in each minute of receive time."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
@@ -76,7 +88,7 @@ class DeadLetterCap:
         minute = r.received_us // _US_PER_MINUTE
         if minute > self._minute:  # an older message counts against the current minute
             self._minute, self._rows = minute, {}
-        key = (r.enterprise or "", r.gateway or "")
+        key = source(r)
         n = self._rows.get(key, 0)
         if n >= self.per_minute:
             return False
@@ -135,7 +147,7 @@ async def _insert(conn, rows: list[Rejected], replaced: list[Rejected], timeout_
 async def _count_overflow(conn, capped: list[Rejected], timeout_s: float) -> None:
     totals: dict[tuple[dt.datetime, str, str], list[int]] = {}
     for r in capped:
-        key = (_at(r.received_us - r.received_us % _US_PER_MINUTE), storable(r.enterprise) or "", storable(r.gateway) or "")
+        key = (_at(r.received_us - r.received_us % _US_PER_MINUTE), *source(r))
         t = totals.setdefault(key, [0, 0])
         t[0] += 1
         t[1] += r.refused

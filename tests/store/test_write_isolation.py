@@ -109,3 +109,13 @@ async def test_dead_letters_beyond_the_per_gateway_cap_are_counted_not_written(p
     result = await w.write(batch([2], [T0], [1.0], rejected=nxt))
     assert (result.dead_letters, result.capped_messages) == (2, 1)
     assert await db.fetchval("SELECT sum(messages) FROM dead_letter_overflow") == 4
+
+
+async def test_made_up_gateways_share_one_allowance(pool, db):
+    w = ReadingWriter(pool, dead_letters_per_gateway_minute=2)
+    sprayed = [Rejected(RejectReason.UNKNOWN_GATEWAY, "not registered", f"yj/v1/E1/FAKE{i}/up", b"{}", T0, "E1",
+                        f"FAKE{i}") for i in range(10)]
+    result = await w.write(batch([1], [T0], [1.0], rejected=sprayed))
+    assert (result.dead_letters, result.capped_messages) == (2, 8)
+    assert [tuple(r) for r in await db.fetch("SELECT enterprise, gateway, messages FROM dead_letter_overflow")] == [
+        ("", "", 8)]
