@@ -147,6 +147,7 @@ class RejectReason(enum.StrEnum):
     TIME_COLLISION = "time_collision"  # a clock-corrected reading lands on a time its sensor already has
     DATABASE_REFUSED = "database_refused"  # the database refused the row on its own (bisected out)
     UNDECODABLE = "undecodable"  # the decoder failed on this message (a defect; the message is kept)
+    OVER_QUOTA = "over_quota"  # the gateway sent more messages or bytes per minute than its quota
 
 
 MAX_LISTED_READINGS = 100

@@ -24,6 +24,7 @@ from domain.messages import (
 from domain.quality import Quality
 from domain.registry import RegistrySnapshot
 from domain.topics import Channel, TopicError, parse_topic
+from ingest.quota import GatewayQuota
 from ingest.refusals import Refusals, merge_refusals, repeats
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class DecodeLimits:
     dead_letter_payload_bytes: int
     clock_skew_tolerance_s: float
     max_burst_bytes: int = MAX_BURST_BYTES
+    gateway_messages_per_minute: int = 0  # per-gateway quotas (0: none); see ingest/quota.py
+    gateway_bytes_per_minute: int = 0
+    quota_burst_minutes: float = 60.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -94,6 +98,10 @@ class Decoder:
     def __init__(self, registry: RegistrySnapshot, limits: DecodeLimits) -> None:
         self._limits = limits
         self._routes: dict[str, _Route | TopicError] = {}
+        self._quota = GatewayQuota(
+            limits.gateway_messages_per_minute or 1 << 62, limits.gateway_bytes_per_minute or 1 << 62,
+            limits.quota_burst_minutes,
+        ) if limits.gateway_messages_per_minute or limits.gateway_bytes_per_minute else None
         self.registry = registry
         self.use(registry)
 
@@ -192,6 +200,10 @@ class Decoder:
         gid = route.gateway_id
         if seen.get(gid, 0) < m.received_us:
             seen[gid] = m.received_us
+        if self._quota is not None:
+            over = self._quota.admit(gid, len(m.payload), m.received_us)
+            if over is not None:
+                return self._rejected(m, RejectReason.OVER_QUOTA, over, route)
         if len(m.payload) > limits.max_payload_bytes:
             return self._rejected(m, RejectReason.OVERSIZE,
                                   f"payload of {len(m.payload)} bytes exceeds the limit of {limits.max_payload_bytes}", route)

@@ -138,7 +138,8 @@ class Service:
             decoder = Decoder(
                 registry,
                 DecodeLimits(ingest.max_payload_bytes, ingest.dead_letter_payload_bytes, ingest.clock_skew_tolerance_s,
-                             ingest.max_burst_bytes),
+                             ingest.max_burst_bytes, ingest.gateway_messages_per_minute,
+                             ingest.gateway_bytes_per_minute, ingest.gateway_quota_burst_minutes),
             )
             watcher.subscribe(decoder.use)
             self.decoder = decoder
