@@ -79,13 +79,36 @@ def interleaved(before, after, data: list[list[RawMessage]]) -> tuple[float, flo
     return readings[0] / spent[0], readings[1] / spent[1]
 
 
+def flood(messages: int = 10, ids: int = 40_000) -> None:
+    """The dead-letter amplification case of issue 10 (3b): messages of ~0.9 MB naming 40,000
+    unknown sensors each. Prints the decoder's peak traced memory and the dead letters made."""
+    import tracemalloc
+
+    registry = snapshot([("E1", "G000", "S000-000", "methane")])
+    decoder = Decoder(registry, DecodeLimits(1_048_576, 4096, 300.0))
+    raw = [RawMessage("yj/v1/E1/G000/up", encode_batch(NOW_MS + k, [f"X{i:05d}" for i in range(ids)],
+                                                       np.ones(ids)), k + 1, NOW_MS * 1000)
+           for k in range(messages)]
+    tracemalloc.start()
+    chunk = decoder.decode(raw)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"flood: {messages} messages of {len(raw[0].payload) / 1e6:.2f} MB, {ids:,} unknown sensors each: "
+          f"{len(chunk.rejected)} dead letters ({sum(r.refused for r in chunk.rejected):,} readings refused, "
+          f"{sum(len(r.readings) for r in chunk.rejected)} listed), decoder peak {peak / 1e6:.0f} MB traced")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="4d1c9c4")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--bursts", type=int, default=10)
     ap.add_argument("--bad-share", type=float, default=0.0)
+    ap.add_argument("--flood", action="store_true", help="the dead-letter amplification case instead")
     args = ap.parse_args()
+    if args.flood:
+        flood()
+        return
     base = load_base(args.base)
     registry = snapshot([("E1", f"G{g:03d}", f"S{g:03d}-{s:03d}", "methane") for g in range(GATEWAYS) for s in range(SENSORS)])
     before = base.Decoder(registry, base.DecodeLimits(1_048_576, 4096, 300.0))
