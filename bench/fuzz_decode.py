@@ -172,8 +172,20 @@ def _setup():
     return Decoder(registry, LIMITS), shapes
 
 
+def _load(work: Path) -> Decoder:
+    """The decoder and the topic table the seeds were framed with (written by the parent), so that
+    the fuzzing process and the coverage replay read every input exactly alike."""
+    global GOOD_TOPIC, GOOD, GOOD_N
+    frame = json.loads((work / "frame.json").read_text())
+    _TOPICS[:] = frame["topics"]
+    GOOD_TOPIC, GOOD = frame["good_topic"], frame["good"].encode()
+    GOOD_N = len(json.loads(GOOD)["readings"])
+    _, registry = _fleet()
+    return Decoder(registry, LIMITS)
+
+
 def _fuzz(corpus: Path, seeds: Path, runs: int, dict_path: Path) -> None:
-    decoder, _ = _setup()
+    decoder = _load(corpus.parent)
 
     def one(data: bytes) -> None:
         check_one(decoder, data)
@@ -183,22 +195,23 @@ def _fuzz(corpus: Path, seeds: Path, runs: int, dict_path: Path) -> None:
     atheris.Fuzz()
 
 
-def _coverage(corpus: Path, seeds: Path) -> dict[str, float]:
-    import coverage
-
-    cov = coverage.Coverage(branch=True, data_file=None,
-                            include=[str(REPO / "ingest" / "*"), str(REPO / "domain" / "codec.py")])
-    cov.start()
-    decoder, _ = _setup()
-    for d in (seeds, corpus):
+def _replay(work: Path) -> None:
+    """Every seed and corpus input through the check once (run under coverage.py)."""
+    decoder = _load(work)
+    for d in (work / "seeds", work / "corpus"):
         for f in sorted(d.iterdir()):
             check_one(decoder, f.read_bytes())
-    cov.stop()
-    out = {}
-    for name in ("ingest/decode.py", "domain/codec.py"):
-        out[name] = cov.report(include=[str(REPO / name)], file=open(os.devnull, "w"))
-    out["ingest/ + domain/codec.py"] = cov.report(file=sys.stdout, show_missing=False)
-    return out
+
+
+def _coverage(work: Path) -> str:
+    """Replays seeds and corpus in a fresh process under ``coverage run --branch`` (so imports and
+    definitions count too) and returns coverage.py's report."""
+    data = work / ".coverage"
+    include = f"{REPO}/ingest/*,{REPO}/domain/codec.py"
+    subprocess.run([sys.executable, "-m", "coverage", "run", "--branch", f"--include={include}",
+                    f"--data-file={data}", __file__, "--replay", "--workdir", str(work)], cwd=REPO, check=True)
+    return subprocess.run([sys.executable, "-m", "coverage", "report", f"--data-file={data}"], cwd=REPO,
+                          check=True, capture_output=True, text=True).stdout
 
 
 def main() -> None:
@@ -206,11 +219,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1_000_000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--fuzz-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="yj-fuzz-"))
     corpus, seeds, dict_path = work / "corpus", work / "seeds", work / "json.dict"
     if args.fuzz_child:
         _fuzz(corpus, seeds, args.runs, dict_path)
+        return
+    if args.replay:
+        _replay(work)
         return
     corpus.mkdir(parents=True, exist_ok=True)
     seeds.mkdir(parents=True, exist_ok=True)
@@ -219,6 +236,7 @@ def main() -> None:
         for i, p in enumerate(payloads):
             (seeds / f"{shape.replace(':', '_')}_{i}").write_bytes(p)
     dict_path.write_text("\n".join(json.dumps(t) for t in DICTIONARY) + "\n")
+    (work / "frame.json").write_text(json.dumps({"topics": _TOPICS, "good_topic": GOOD_TOPIC, "good": GOOD.decode()}))
     print(f"seeds: {sum(len(p) for p in shapes.values())} payloads of {len(shapes)} shapes: {', '.join(sorted(shapes))}")
     started = time.perf_counter()
     child = subprocess.run([sys.executable, __file__, "--fuzz-child", "--runs", str(args.runs), "--workdir", str(work)],
@@ -227,9 +245,8 @@ def main() -> None:
     print(f"fuzzing: {args.runs:,} runs in {elapsed:.0f} s, exit {child.returncode}; corpus {len(list(corpus.iterdir()))} inputs in {corpus}")
     if child.returncode != 0:
         sys.exit(f"the fuzzer found a failing input (crash-* file in {REPO})")
-    cov = _coverage(corpus, seeds)
-    print("coverage with branches (coverage.py --branch, statements and branches together): "
-          + ", ".join(f"{k} {v:.1f} %" for k, v in cov.items()))
+    print("coverage.py --branch of the decode path over seeds and corpus (Cover counts statements and branches):")
+    print(_coverage(work))
 
 
 if __name__ == "__main__":
