@@ -26,6 +26,7 @@ from domain.codec import encode_batch  # noqa: E402
 from domain.messages import RawMessage  # noqa: E402
 from ingest.decode import DecodeLimits, Decoder  # noqa: E402
 from tests.support.registry import snapshot  # noqa: E402
+from yujing.settings import IngestSettings  # noqa: E402
 
 GATEWAYS, SENSORS, BURST = 100, 50, 1000
 NOW_MS = 1_764_400_000_000
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--bursts", type=int, default=10)
     ap.add_argument("--bad-share", type=float, default=0.0)
+    ap.add_argument("--no-quota", action="store_true", help="the current decoder without per-gateway quotas")
     ap.add_argument("--flood", action="store_true", help="the dead-letter amplification case instead")
     args = ap.parse_args()
     if args.flood:
@@ -112,7 +114,13 @@ def main() -> None:
     base = load_base(args.base)
     registry = snapshot([("E1", f"G{g:03d}", f"S{g:03d}-{s:03d}", "methane") for g in range(GATEWAYS) for s in range(SENSORS)])
     before = base.Decoder(registry, base.DecodeLimits(1_048_576, 4096, 300.0))
-    after = Decoder(registry, DecodeLimits(1_048_576, 4096, 300.0))
+    ingest = IngestSettings()  # the service's configuration, quotas included (unless --no-quota)
+    if args.no_quota:
+        ingest.gateway_messages_per_minute = ingest.gateway_bytes_per_minute = 0
+    after = Decoder(registry, DecodeLimits(
+        ingest.max_payload_bytes, ingest.dead_letter_payload_bytes, ingest.clock_skew_tolerance_s,
+        ingest.max_burst_bytes, ingest.gateway_messages_per_minute, ingest.gateway_bytes_per_minute,
+        ingest.gateway_quota_burst_minutes))
     data = bursts(args.bursts, args.bad_share)
     rate(before, data[:2]), rate(after, data[:2])  # warm up (layout caches, allocator)
     ratios = []

@@ -312,11 +312,15 @@ class Decoder:
         corrected = skewed | future
         too_old = ~unknown & (ts_us < received - (table.retention_s[safe] * _US_PER_S).astype(np.int64))
 
-        duplicate, conflicting, collision = repeats(burst.maybe_duplicates, starts, counts, msg_no, idx, ts_us, device_us, value,
-                                                     ~unknown & ~not_finite)
-        checks = (not_finite, unknown, wrong_gateway, inactive, duplicate, conflicting, collision, too_old)
-        bad = np.logical_or.reduce(checks)
+        bad = not_finite | unknown | wrong_gateway | inactive | too_old
+        if burst.maybe_duplicates:  # only messages naming a sensor twice can repeat a reading
+            duplicate, conflicting, collision = repeats(burst.maybe_duplicates, starts, counts, msg_no, idx, ts_us,
+                                                        device_us, value, ~unknown & ~not_finite)
+            bad |= duplicate | conflicting | collision
+        else:
+            duplicate = conflicting = collision = np.zeros(n, dtype=bool)
         if bad.any():
+            checks = (not_finite, unknown, wrong_gateway, inactive, duplicate, conflicting, collision, too_old)
             position = np.arange(n, dtype=np.int64) - np.repeat(starts, counts)
             for k, pos in burst.positions.items():
                 position[starts[k]:starts[k] + counts[k]] = pos
