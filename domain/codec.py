@@ -51,7 +51,12 @@ class Batch(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 _decoder = msgspec.json.Decoder(Batch)
-FastDecodeError = (msgspec.ValidationError, msgspec.DecodeError)
+FastDecodeError = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
+"""What the typed decode raises for a payload it refuses (msgspec raises UnicodeDecodeError for a
+string that is not UTF-8)."""
+MAX_INT_DIGITS = 18
+"""Longer JSON integers are read as floats on the slow path (a 5,000-digit literal would otherwise
+exceed Python's digit limit, and ``1`` followed by 400 zeros overflow ``float()``)."""
 
 
 def decode_fast(payload: bytes) -> Batch:
@@ -143,6 +148,12 @@ def parse_batch(payload: bytes) -> DecodedBatch:
     )
 
 
+def salvage_batch(payload: bytes) -> DecodedBatch:
+    """Reading-by-reading validation, used only for payloads the fast path refused. Raises
+    :class:`CodecError` when nothing in the payload is usable."""
+    return _parse_batch_slow(payload)
+
+
 def _parse_batch_slow(payload: bytes) -> DecodedBatch:
     """Reading-by-reading validation, used only for payloads the fast path refused."""
     try:
@@ -151,8 +162,8 @@ def _parse_batch_slow(payload: bytes) -> DecodedBatch:
         raise CodecError(RejectReason.BAD_ENCODING, f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
         # json accepts the NaN/Infinity literals that some gateways emit; they are refused per reading.
-        doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        doc = json.loads(text, parse_int=_bounded_int)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise CodecError(RejectReason.BAD_ENCODING, f"payload is not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(doc, dict):
         raise CodecError(RejectReason.BAD_SCHEMA, f"payload is a JSON {type(doc).__name__}, expected an object with ts and readings")
@@ -191,6 +202,10 @@ def _parse_batch_slow(payload: bytes) -> DecodedBatch:
     )
 
 
+def _bounded_int(literal: str) -> int | float:
+    return int(literal) if len(literal) <= MAX_INT_DIGITS else float(literal)  # float("1"*5000) is inf
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -205,6 +220,8 @@ def _reading_problem(r: Any) -> tuple[RejectReason, str] | None:
     s = r.get("s")
     if not isinstance(s, str) or not 1 <= len(s) <= MAX_SENSOR_ID_LEN:
         return RejectReason.BAD_SCHEMA, f"sensor id s must be a string of 1-{MAX_SENSOR_ID_LEN} characters"
+    if not s.isprintable():
+        return RejectReason.BAD_SCHEMA, f"sensor id {s!r} holds control characters or lone surrogates"
     if "v" not in r:
         return RejectReason.BAD_SCHEMA, f"sensor {s!r} has no value v"
     v = r["v"]

@@ -143,11 +143,33 @@ class RejectReason(enum.StrEnum):
     INACTIVE_SENSOR = "inactive_sensor"  # sensor deactivated in the registry
     TOO_OLD = "too_old"  # timestamp older than the retention window
     DUPLICATE_IN_MESSAGE = "duplicate_in_message"  # same sensor and time twice in one message
+    CONFLICTING_VALUE = "conflicting_value"  # same sensor and time as a kept reading, another value
+    TIME_COLLISION = "time_collision"  # a clock-corrected reading lands on a time its sensor already has
+    DATABASE_REFUSED = "database_refused"  # the database refused the row on its own (bisected out)
+    UNDECODABLE = "undecodable"  # the decoder failed on this message (a defect; the message is kept)
+    OVER_QUOTA = "over_quota"  # the gateway sent more messages or bytes per minute than its quota
+
+
+MAX_LISTED_READINGS = 100
+"""A dead letter lists at most this many refused readings; ``refused`` and ``reasons`` count all."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RefusedReading:
+    """One refused reading of a message: its position in the payload's ``readings`` (None where
+    unknown), the sensor id as sent, the reason, and for conflicts the values involved."""
+
+    index: int | None
+    sensor: str | None
+    reason: RejectReason
+    note: str | None = None  # e.g. "value 2.0 at 1764400000000000 µs; kept 1.0"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Rejected:
-    """A message or reading that could not be stored as a reading, kept as a dead letter."""
+    """One message kept as a dead letter: refused whole (``refused == 0``, ``readings`` empty), or
+    partly (``refused`` readings, the first :data:`MAX_LISTED_READINGS` of them listed and every
+    one counted in ``reasons``). ``reason`` is the message's reason or its readings' most common."""
 
     reason: RejectReason
     detail: str  # one human sentence
@@ -156,8 +178,27 @@ class Rejected:
     received_us: int
     enterprise: str | None = None
     gateway: str | None = None
-    sensor: str | None = None  # the sensor id as sent, for reading-level rejects
-    reading_index: int | None = None  # position in the message's readings, for reading-level rejects
+    refused: int = 0  # readings refused
+    readings: tuple[RefusedReading, ...] = ()  # bounded list (index, sensor, reason)
+    reasons: tuple[tuple[RejectReason, int], ...] = ()  # refused readings per reason, all of them
+
+    @property
+    def whole_message(self) -> bool:
+        return self.refused == 0
+
+    @classmethod
+    def of_readings(cls, topic: str, payload: bytes, received_us: int, enterprise: str | None,
+                    gateway: str | None, listed: Sequence[RefusedReading],
+                    counts: dict[RejectReason, int], total: int, first_detail: str) -> Rejected:
+        """A partly refused message: ``counts`` holds every refused reading per reason."""
+        reasons = tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].value)))
+        summary = ", ".join(f"{r.value} {n}" for r, n in reasons)
+        return cls(
+            reason=reasons[0][0],
+            detail=f"{sum(counts.values())} of {total} readings refused ({summary}); first: {first_detail}",
+            topic=topic, payload=payload, received_us=received_us, enterprise=enterprise, gateway=gateway,
+            refused=sum(counts.values()), readings=tuple(listed[:MAX_LISTED_READINGS]), reasons=reasons,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

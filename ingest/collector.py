@@ -204,8 +204,7 @@ class Collector:
         metrics.readings_committed.inc(result.inserted)
         if result.duplicates:
             metrics.readings_duplicate.inc(result.duplicates)
-        for r in batch.rejected:
-            metrics.dead_letters.labels(r.reason.value).inc()
+        metrics.record_refusals(batch.rejected, result)
         metrics.batches.labels("merge" if result.merged else "copy").inc()
         metrics.commit_seconds.observe(elapsed_s)
         n = len(batch.readings)

@@ -29,7 +29,7 @@ LAG_GROWTH_FACTOR, LAG_GROWTH_MIN_S = 1.5, 1.0
 FULL_JUDGEMENT_DWELL_S = 1.0 + LAG_ALLOWANCE_S / (1 - KNEE_COMMITTED_SHARE)  # 21 s: the 5 % rule binds
 E2E_LAG = "yujing_ingest_end_to_end_lag_seconds"
 COMMITTED = "yujing_ingest_readings_committed_total"
-DEAD_LETTERS = "yujing_ingest_dead_letters_total"
+REFUSED = {"messages": "yujing_ingest_refused_messages_total", "readings": "yujing_ingest_refused_readings_total"}
 UNKNOWN_REASONS = ("unknown_gateway", "unknown_sensor")
 
 
@@ -86,12 +86,15 @@ def histogram_percentiles(before: dict[str, float], after: dict[str, float], nam
 
 
 def dead_letters_by_reason(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """Dead letters recorded between two scrapes, by reason (other labels, if any, summed)."""
-    pat = re.compile(rf'^{DEAD_LETTERS}{{(?:.*,)?reason="([^"]*)"(?:,.*)?}}$')
+    """Refused messages and refused readings between two scrapes, apart:
+    ``"<reason> messages"`` and ``"<reason> readings"`` (other labels, if any, summed)."""
     out: dict[str, float] = {}
-    for k in after:
-        if (m := pat.match(k)) and after[k] - before.get(k, 0.0) > 0:
-            out[m.group(1)] = out.get(m.group(1), 0.0) + after[k] - before.get(k, 0.0)
+    for unit, name in REFUSED.items():
+        pat = re.compile(rf'^{name}{{(?:.*,)?reason="([^"]*)"(?:,.*)?}}$')
+        for k in after:
+            if (m := pat.match(k)) and after[k] - before.get(k, 0.0) > 0:
+                key = f"{m.group(1)} {unit}"
+                out[key] = out.get(key, 0.0) + after[k] - before.get(k, 0.0)
     return out
 
 
@@ -289,7 +292,8 @@ def format_report(report: LoadReport) -> str:
     if report.dead_letters is None:
         lines.append("dead letters: not measured")
     else:
-        lines.append("dead letters: " + (", ".join(f"{k} {v:,.0f}" for k, v in sorted(report.dead_letters.items())) or "none"))
+        lines.append("refused (dead letters): " + (", ".join(
+            f"{k.rsplit(' ', 1)[0]} {v:,.0f} {k.rsplit(' ', 1)[1]}" for k, v in sorted(report.dead_letters.items())) or "none"))
     lines.append("knee: " + _knee_line(report))
     return "\n".join(lines)
 

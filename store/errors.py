@@ -15,3 +15,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
+
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,  # includes invalid text (a NUL), out-of-range values
+    asyncpg.IntegrityConstraintViolationError,  # check, not-null, foreign key (unique is handled first)
+    asyncpg.exceptions.ProgramLimitExceededError,  # e.g. an index row too large
+)
+"""Errors caused by the rows themselves: the batch is bisected so only the refused rows are set aside."""

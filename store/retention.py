@@ -59,6 +59,7 @@ async def apply_retention(conn: asyncpg.Connection, policy: RetentionSettings, n
     status = await conn.execute(
         "DELETE FROM dead_letters WHERE received_at < $1", now - dt.timedelta(days=policy.dead_letters)
     )
+    await conn.execute("DELETE FROM dead_letter_overflow WHERE minute < $1", now - dt.timedelta(days=policy.dead_letters))
     return RetentionReport(int(dropped), deleted, int(status.rsplit(" ", 1)[1]))
 
 

@@ -3,12 +3,17 @@
 Idempotency at close to full speed: a batch goes in by plain binary COPY; only a batch that hits
 the unique (sensor, ts) index — a redelivery after a crash or reconnect — is rolled back to a
 savepoint and merged through a staging table with ``ON CONFLICT DO NOTHING``. Clock-corrected
-readings are stored at receive time, which differs on a redelivery, so they always take the
+readings are stored at a corrected time, which differs on a redelivery, so they always take the
 merge path and are matched on the device time they keep.
 
+Every reading is accounted for: ``inserted + duplicates + len(refused) == len(readings)``. A
+duplicate is the same reading again (same sensor, time and value); the same sensor and time with
+another value is refused as ``conflicting_value`` (the first is kept), and a corrected reading
+landing where its sensor already has another is refused as ``time_collision``.
+
 Errors: a connection problem raises :class:`RetryLater` with the batch untouched (the caller
-retries; nothing was acknowledged). A data error bisects the batch so that only the rows the
-server refuses become dead letters.
+retries; nothing was acknowledged). A data error on any path (plain COPY, merge, corrected insert,
+dead letters) bisects that part so that only the rows the server refuses are set aside.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import dataclasses
 import datetime as dt
 import io
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import numpy as np
@@ -24,22 +30,20 @@ import numpy as np
 from domain.errors import RetryLater
 from domain.messages import GatewayStatus, ReadingBatch, Rejected, RejectReason
 from domain.quality import Quality
-from store.errors import TRANSIENT_ERRORS
 from store.copy_format import READING_COLUMNS, readings_copy_buffer, readings_with_device_ts_copy_buffer
+from store.dead_letters import DeadLetterCap, StoreRefusal, refusals_as_dead_letters, write_dead_letters
+from store.errors import DATA_ERRORS, TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
 _US_PER_MINUTE = 60_000_000
 GATEWAY_LOCK = 7_315_001  # advisory lock serialising gateway-row updates (no deadlocks between writers)
+DEAD_LETTERS_PER_GATEWAY_MINUTE = 60
 
 _STAGE_DDL = """CREATE TEMP TABLE IF NOT EXISTS readings_stage (
     ts timestamptz NOT NULL, sensor integer NOT NULL, value double precision NOT NULL,
     quality smallint NOT NULL, device_ts timestamptz) ON COMMIT DELETE ROWS"""
-
-_DEAD_LETTER_COLUMNS = (
-    "received_at", "reason", "detail", "topic", "enterprise", "gateway", "sensor", "reading_index", "payload",
-)
-
+_EPOCH_US = "(extract(epoch FROM {0}) * 1000000)::bigint"
 
 
 @dataclasses.dataclass(slots=True)
@@ -56,35 +60,72 @@ class WriteBatch:
 @dataclasses.dataclass(frozen=True, slots=True)
 class WriteResult:
     inserted: int  # new rows in readings
-    duplicates: int  # readings already stored (redeliveries) or repeated within the batch
-    dead_letters: int
+    duplicates: int  # the same readings already stored (redeliveries) or repeated within the batch
+    dead_letters: int  # dead-letter rows written
     merged: bool  # the batch took the conflict-safe path
+    refused: tuple[StoreRefusal, ...] = ()  # readings the write path refused (now dead letters)
+    capped_messages: int = 0  # dead letters beyond the per-gateway cap: counted, not written
+    capped_readings: int = 0
 
 
 def _us_to_datetime(us: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC)
 
 
-def drop_repeats(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
-    """Keep the first of readings that share (sensor, ts) within a batch (a gateway's duplicate
-    send); a plain COPY would otherwise fail on its own rows."""
+def first_of(batch: ReadingBatch, key_us: np.ndarray) -> tuple[ReadingBatch, int, list[StoreRefusal]]:
+    """Keep the first of readings sharing (sensor, ``key_us``) in a batch (a plain COPY would
+    otherwise fail on its own rows). A later one is a duplicate when its device time and value
+    match the kept one's; another value is a ``conflicting_value``, another device time a
+    ``time_collision``. Returns (kept rows, duplicates, refusals)."""
     n = len(batch)
     if n < 2:
-        return batch, 0
-    order = np.lexsort((batch.ts_us, batch.sensor))  # stable: ties keep arrival order
-    s, t = batch.sensor[order], batch.ts_us[order]
+        return batch, 0, []
+    order = np.lexsort((key_us, batch.sensor))  # stable: ties keep arrival order
+    s, t = batch.sensor[order], key_us[order]
     repeat = (s[1:] == s[:-1]) & (t[1:] == t[:-1])
     if not repeat.any():
-        return batch, 0
+        return batch, 0, []
+    starts = np.concatenate(([True], ~repeat))
+    first = order[np.flatnonzero(starts)][np.cumsum(starts) - 1]  # each sorted row's group head
+    later = np.flatnonzero(~starts)
+    rep, head = order[later], first[later]
+    same_device = batch.device_ts_us[rep] == batch.device_ts_us[head]
+    same_value = batch.value[rep] == batch.value[head]
     keep = np.ones(n, dtype=bool)
-    keep[order[1:][repeat]] = False
-    return batch.take(keep), int(repeat.sum())
+    keep[rep] = False
+    odd = np.flatnonzero(~(same_device & same_value))
+    refusals = [
+        StoreRefusal(int(batch.sensor[i]), int(batch.ts_us[i]), float(batch.value[i]),
+                     RejectReason.CONFLICTING_VALUE if same_device[j] else RejectReason.TIME_COLLISION,
+                     int(batch.received_us[i]), kept=float(batch.value[h]), device_ts_us=int(batch.device_ts_us[i]))
+        for j, i, h in zip(odd.tolist(), rep[odd].tolist(), head[odd].tolist())
+    ]
+    return batch.take(keep), int(rep.shape[0]) - len(refusals), refusals
+
+
+def drop_repeats(batch: ReadingBatch) -> tuple[ReadingBatch, int]:
+    """Rows kept and rows set aside by :func:`first_of` on (sensor, ts)."""
+    kept, duplicates, refusals = first_of(batch, batch.ts_us)
+    return kept, duplicates + len(refusals)
+
+
+@dataclasses.dataclass(slots=True)
+class _Tally:
+    inserted: int = 0
+    duplicates: int = 0
+    merged: bool = False
+    refused: list[StoreRefusal] = dataclasses.field(default_factory=list)
+
+
+_Attempt = Callable[[asyncpg.Connection, ReadingBatch, _Tally], Awaitable[None]]
 
 
 class ReadingWriter:
-    def __init__(self, pool: asyncpg.Pool, timeout_s: float = 30.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float = 30.0,
+                 dead_letters_per_gateway_minute: int = DEAD_LETTERS_PER_GATEWAY_MINUTE) -> None:
         self._pool = pool
         self._timeout_s = timeout_s
+        self._cap = DeadLetterCap(dead_letters_per_gateway_minute)
 
     async def write(self, batch: WriteBatch) -> WriteResult:
         """Commit one batch. Raises :class:`RetryLater` on connection problems (nothing committed,
@@ -98,41 +139,60 @@ class ReadingWriter:
             raise RetryLater(f"database unavailable: {type(exc).__name__}: {exc}") from exc
 
     async def _write(self, conn: asyncpg.Connection, batch: WriteBatch) -> WriteResult:
-        readings, repeats = drop_repeats(batch.readings)
+        readings = batch.readings
         corrected = (readings.quality & np.int16(Quality.CLOCK_CORRECTED)) != 0
-        refused: list[Rejected] = []
-        merged = False
+        tally = _Tally()
         if corrected.any():
             plain, late = readings.take(~corrected), readings.take(corrected)
         else:
             plain, late = readings, None
-        inserted = 0
+        plain, tally.duplicates, tally.refused = first_of(plain, plain.ts_us)
         if len(plain):
-            n, merged = await self._insert_plain(conn, plain, refused)
-            inserted += n
+            await self._isolate(conn, plain, self._copy_or_merge, tally)
         if late is not None:
-            inserted += await self._insert_corrected(conn, late)
-            merged = True
-        dead = batch.rejected + refused
-        if dead:
-            await conn.copy_records_to_table(
-                "dead_letters",
-                records=[
-                    (_us_to_datetime(r.received_us), r.reason.value, r.detail, r.topic, r.enterprise,
-                     r.gateway, r.sensor, r.reading_index, r.payload)
-                    for r in dead
-                ],
-                columns=_DEAD_LETTER_COLUMNS,
-                timeout=self._timeout_s,
-            )
+            late, dup, refused = first_of(late, late.device_ts_us)
+            tally.duplicates += dup
+            tally.refused += refused
+            await self._isolate(conn, late, self._insert_corrected, tally)
+            tally.merged = True
+        dead = list(batch.rejected)
+        if tally.refused:
+            dead += await refusals_as_dead_letters(conn, tally.refused, self._timeout_s)
+        outcome = await write_dead_letters(conn, dead, self._cap, self._timeout_s) if dead else None
         if batch.statuses:
             await self._apply_statuses(conn, batch.statuses)
         if len(readings):
             await self._mark_dirty_minutes(conn, readings.ts_us)
-        stored = len(readings) - len(refused)
-        return WriteResult(inserted, repeats + stored - inserted, len(dead), merged)
+        return WriteResult(
+            tally.inserted, tally.duplicates, outcome.rows if outcome else 0, tally.merged, tuple(tally.refused),
+            outcome.capped_messages if outcome else 0, outcome.capped_readings if outcome else 0,
+        )
 
-    async def _insert_plain(self, conn, rows: ReadingBatch, refused: list[Rejected]) -> tuple[int, bool]:
+    async def _isolate(self, conn, rows: ReadingBatch, attempt: _Attempt, tally: _Tally) -> None:
+        """Run ``attempt`` on ``rows`` under a savepoint; on a data error, bisect until each row the
+        server refuses on its own is set aside as a ``database_refused`` refusal."""
+        part = _Tally()
+        try:
+            async with conn.transaction():
+                await attempt(conn, rows, part)
+        except DATA_ERRORS as exc:
+            if len(rows) == 1:
+                log.warning("database refused a reading", extra={"sensor": int(rows.sensor[0]), "error": str(exc)[:200]})
+                tally.refused.append(StoreRefusal(
+                    int(rows.sensor[0]), int(rows.ts_us[0]), float(rows.value[0]), RejectReason.DATABASE_REFUSED,
+                    int(rows.received_us[0]), device_ts_us=int(rows.device_ts_us[0]), error=str(exc)))
+                tally.merged = True
+                return
+            half = len(rows) // 2
+            await self._isolate(conn, rows.take(slice(0, half)), attempt, tally)
+            await self._isolate(conn, rows.take(slice(half, None)), attempt, tally)
+            return
+        tally.inserted += part.inserted
+        tally.duplicates += part.duplicates
+        tally.merged |= part.merged
+        tally.refused += part.refused
+
+    async def _copy_or_merge(self, conn, rows: ReadingBatch, tally: _Tally) -> None:
         buf = readings_copy_buffer(rows.ts_us, rows.sensor, rows.value, rows.quality)
         try:
             async with conn.transaction():  # savepoint: a conflict rolls back only the COPY
@@ -140,18 +200,25 @@ class ReadingWriter:
                     "readings", source=io.BytesIO(buf), columns=READING_COLUMNS, format="binary",
                     timeout=self._timeout_s,
                 )
-            return len(rows), False
+            tally.inserted += len(rows)
         except asyncpg.UniqueViolationError:
-            return await self._merge(conn, buf), True
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-            log.warning("copy refused data, bisecting", extra={"rows": len(rows), "error": str(exc)})
-            return await self._bisect(conn, rows, refused), True
+            await self._merge(conn, rows, buf, tally)
 
-    async def _merge(self, conn, buf: bytes) -> int:
+    async def _stage(self, conn, buf: bytes, columns: tuple[str, ...]) -> None:
         await conn.execute(_STAGE_DDL)
         await conn.execute("TRUNCATE readings_stage")
-        await conn.copy_to_table(
-            "readings_stage", source=io.BytesIO(buf), columns=READING_COLUMNS, format="binary",
+        await conn.copy_to_table("readings_stage", source=io.BytesIO(buf), columns=columns, format="binary",
+                                 timeout=self._timeout_s)
+
+    async def _merge(self, conn, rows: ReadingBatch, buf: bytes, tally: _Tally) -> None:
+        """A redelivery: store what is new; the same (sensor, ts) with another value, or where a
+        clock-corrected reading sits, is refused with the value kept."""
+        await self._stage(conn, buf, READING_COLUMNS)
+        clashes = await conn.fetch(
+            f"""SELECT s.sensor, {_EPOCH_US.format('s.ts')} AS ts_us, s.value, r.value AS kept,
+                       r.device_ts IS NOT NULL AS corrected
+                FROM readings_stage s JOIN readings r ON r.sensor = s.sensor AND r.ts = s.ts
+                WHERE r.value IS DISTINCT FROM s.value OR r.device_ts IS NOT NULL""",
             timeout=self._timeout_s,
         )
         status = await conn.execute(
@@ -159,14 +226,27 @@ class ReadingWriter:
             "SELECT ts, sensor, value, quality FROM readings_stage ON CONFLICT DO NOTHING",
             timeout=self._timeout_s,
         )
-        return int(status.rsplit(" ", 1)[1])
+        inserted = int(status.rsplit(" ", 1)[1])
+        received = int(rows.received_us.max())
+        tally.refused += [
+            StoreRefusal(c["sensor"], c["ts_us"], c["value"],
+                         RejectReason.TIME_COLLISION if c["corrected"] else RejectReason.CONFLICTING_VALUE,
+                         received, kept=c["kept"])
+            for c in clashes
+        ]
+        tally.inserted += inserted
+        tally.duplicates += len(rows) - inserted - len(clashes)
+        tally.merged = True
 
-    async def _insert_corrected(self, conn, rows: ReadingBatch) -> int:
+    async def _insert_corrected(self, conn, rows: ReadingBatch, tally: _Tally) -> None:
+        """Clock-corrected readings, identified by (sensor, device time): the same again is a
+        duplicate, another value a conflict; one whose corrected time is taken is a collision."""
         buf = readings_with_device_ts_copy_buffer(rows.ts_us, rows.sensor, rows.value, rows.quality, rows.device_ts_us)
-        await conn.execute(_STAGE_DDL)
-        await conn.execute("TRUNCATE readings_stage")
-        await conn.copy_to_table(
-            "readings_stage", source=io.BytesIO(buf), columns=(*READING_COLUMNS, "device_ts"), format="binary",
+        await self._stage(conn, buf, (*READING_COLUMNS, "device_ts"))
+        known = await conn.fetch(
+            f"""SELECT DISTINCT ON (s.sensor, s.device_ts) s.sensor, {_EPOCH_US.format('s.ts')} AS ts_us, s.value,
+                       {_EPOCH_US.format('s.device_ts')} AS device_us, r.value AS kept
+                FROM readings_stage s JOIN readings r ON r.sensor = s.sensor AND r.device_ts = s.device_ts""",
             timeout=self._timeout_s,
         )
         status = await conn.execute(
@@ -177,36 +257,31 @@ class ReadingWriter:
                ON CONFLICT DO NOTHING""",
             timeout=self._timeout_s,
         )
-        return int(status.rsplit(" ", 1)[1])
-
-    async def _bisect(self, conn, rows: ReadingBatch, refused: list[Rejected]) -> int:
-        """Store what the server accepts; each row it refuses on its own becomes a dead letter."""
-        if len(rows) == 1:
-            buf = readings_copy_buffer(rows.ts_us, rows.sensor, rows.value, rows.quality)
-            try:
-                async with conn.transaction():
-                    return await self._merge(conn, buf)
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                refused.append(
-                    Rejected(
-                        reason=RejectReason.BAD_SCHEMA,
-                        detail=f"the database refused reading of sensor id {int(rows.sensor[0])}: {exc}",
-                        topic="",
-                        payload=f"sensor={int(rows.sensor[0])} ts_us={int(rows.ts_us[0])} value={float(rows.value[0])!r}".encode(),
-                        received_us=int(rows.received_us[0]),
-                    )
-                )
-                return 0
-        half = len(rows) // 2
-        total = 0
-        for part in (rows.take(slice(0, half)), rows.take(slice(half, None))):
-            buf = readings_copy_buffer(part.ts_us, part.sensor, part.value, part.quality)
-            try:
-                async with conn.transaction():
-                    total += await self._merge(conn, buf)
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
-                total += await self._bisect(conn, part, refused)
-        return total
+        inserted = int(status.rsplit(" ", 1)[1])
+        received = int(rows.received_us.max())
+        conflicts = [k for k in known if k["kept"] != k["value"]]
+        tally.refused += [
+            StoreRefusal(k["sensor"], k["ts_us"], k["value"], RejectReason.CONFLICTING_VALUE, received,
+                         kept=k["kept"], device_ts_us=k["device_us"])
+            for k in conflicts
+        ]
+        tally.duplicates += len(known) - len(conflicts)
+        if inserted + len(known) < len(rows):
+            collided = await conn.fetch(
+                f"""SELECT s.sensor, {_EPOCH_US.format('s.ts')} AS ts_us, s.value,
+                           {_EPOCH_US.format('s.device_ts')} AS device_us,
+                           (SELECT r.value FROM readings r WHERE r.sensor = s.sensor AND r.ts = s.ts) AS kept
+                    FROM readings_stage s
+                    WHERE NOT EXISTS (SELECT 1 FROM readings r WHERE r.sensor = s.sensor AND r.device_ts = s.device_ts)""",
+                timeout=self._timeout_s,
+            )
+            tally.refused += [
+                StoreRefusal(c["sensor"], c["ts_us"], c["value"], RejectReason.TIME_COLLISION, received,
+                             kept=c["kept"], device_ts_us=c["device_us"])
+                for c in collided
+            ]
+        tally.inserted += inserted
+        tally.merged = True
 
     async def _mark_dirty_minutes(self, conn, ts_us: np.ndarray) -> None:
         minutes = np.unique(ts_us // _US_PER_MINUTE) * _US_PER_MINUTE

@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import random
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import prometheus_client
@@ -55,6 +56,24 @@ OTHER_CONNECTIONS = 8  # API, alerts, rollups, retention, liveness, registry
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+RESTART_MAX_S = 30.0
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]], restart_max_s: float = RESTART_MAX_S) -> None:
+    """Run a long-lived stage until it returns; if it raises, log it and start it again after a
+    capped, jittered backoff. A restarted collector leaves the messages it had taken but not
+    committed unacknowledged: the broker delivers them again on the session's next connection."""
+    delay_s = min(0.5, restart_max_s)
+    while True:
+        try:
+            await run()
+            return
+        except Exception:  # one stage run: never let it end the service (CancelledError passes)
+            log.exception("stage failed; starting it again", extra={"stage": name, "in_s": round(delay_s, 2)})
+        await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))
+        delay_s = min(delay_s * 2, restart_max_s)
 
 
 async def create_pool(settings: Settings, min_size: int, max_size: int, **options) -> asyncpg.Pool:
@@ -121,7 +140,9 @@ class Service:
             registry = await watcher.load()
             decoder = Decoder(
                 registry,
-                DecodeLimits(ingest.max_payload_bytes, ingest.dead_letter_payload_bytes, ingest.clock_skew_tolerance_s),
+                DecodeLimits(ingest.max_payload_bytes, ingest.dead_letter_payload_bytes, ingest.clock_skew_tolerance_s,
+                             ingest.max_burst_bytes, ingest.gateway_messages_per_minute,
+                             ingest.gateway_bytes_per_minute, ingest.gateway_quota_burst_minutes),
             )
             watcher.subscribe(decoder.use)
             self.decoder = decoder
@@ -138,7 +159,8 @@ class Service:
             )
             detection = Detection(engine, self.alerts.handle, lambda: watcher.snapshot)
             self.detection = detection
-            collector = Collector(ingest, bridge, decoder, ReadingWriter(write_pool, timeout_s=60), on_chunk=self._on_chunk)
+            collector = Collector(ingest, bridge, decoder, ReadingWriter(write_pool, timeout_s=60,
+                                  dead_letters_per_gateway_minute=ingest.dead_letters_per_gateway_minute), on_chunk=self._on_chunk)
             self.collector = collector
             if s.metrics_port:
                 # no key check on this listener: loopback only unless keys are waived for everyone
@@ -160,25 +182,24 @@ class Service:
 
     async def _run_stages(self, pool, watcher: RegistryWatcher, collector: Collector) -> None:
         ingest = self.settings.ingest
+        stages = {
+            "registry-watch": watcher.run,
+            "liveness": lambda: run_liveness(
+                pool, collector.gateway_seen_us, ingest.liveness_check_s,
+                clock=lambda: dt.datetime.fromtimestamp(collector.liveness_now_us() / 1e6, dt.UTC)),
+            "gauges": self._run_gauges,
+            "detector-ticks": lambda: self.detection.run_ticks(self.settings.detectors_tick_s, collector.liveness_now_us),
+            "alerts": self.alerts.run,
+            "retention": lambda: run_retention(pool, self.settings.retention),
+            "rollups": lambda: run_rollups(pool, ROLLUP_INTERVAL_S),
+            **({"broker-files": self._broker_files(pool).run} if self.settings.gateway_broker.enabled else {}),
+            "api": self.api_server.serve,
+        }
         async with asyncio.TaskGroup() as tg:
-            background = [
-                tg.create_task(watcher.run(), name="registry-watch"),
-                tg.create_task(
-                    run_liveness(pool, collector.gateway_seen_us, ingest.liveness_check_s,
-                                 clock=lambda: dt.datetime.fromtimestamp(collector.liveness_now_us() / 1e6, dt.UTC)),
-                    name="liveness",
-                ),
-                tg.create_task(self._run_gauges(), name="gauges"),
-                tg.create_task(self.detection.run_ticks(self.settings.detectors_tick_s, collector.liveness_now_us),
-                               name="detector-ticks"),
-                tg.create_task(self.alerts.run(), name="alerts"),
-                tg.create_task(run_retention(pool, self.settings.retention), name="retention"),
-                tg.create_task(run_rollups(pool, ROLLUP_INTERVAL_S), name="rollups"),
-                *([tg.create_task(self._broker_files(pool).run(), name="broker-files")]
-                  if self.settings.gateway_broker.enabled else []),
-                tg.create_task(self.api_server.serve(), name="api"),
-            ]
-            collecting = tg.create_task(collector.run(self.stop), name="collector")
+            # Each stage is supervised: one that fails is logged and started again, so it can never
+            # end the TaskGroup and with it the intake.
+            background = [tg.create_task(supervise(name, run), name=name) for name, run in stages.items()]
+            collecting = tg.create_task(supervise("collector", lambda: collector.run(self.stop)), name="collector")
             try:
                 await self.stop.wait()
                 log.info("stopping: flushing and acknowledging what was decoded")

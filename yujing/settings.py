@@ -71,6 +71,11 @@ class IngestSettings(BaseModel):
     queue_batches: PositiveInt = 2  # decoded batches waiting for a writer
     max_payload_bytes: PositiveInt = 1_048_576
     dead_letter_payload_bytes: PositiveInt = 4096  # payload kept with a dead letter
+    dead_letters_per_gateway_minute: PositiveInt = 60  # rows; beyond it counted in dead_letter_overflow
+    max_burst_bytes: PositiveInt = 8 * 1024 * 1024  # payload bytes validated in one columnar pass
+    gateway_messages_per_minute: PositiveInt = 6_000  # quota per gateway (ingest/quota.py)
+    gateway_bytes_per_minute: PositiveInt = 64 * 1024 * 1024
+    gateway_quota_burst_minutes: PositiveFloat = 60.0  # credit a quiet gateway keeps for its backlog
     clock_skew_tolerance_s: PositiveFloat = 300.0
     registry_poll_s: PositiveFloat = 5.0
     liveness_check_s: PositiveFloat = 10.0

@@ -89,17 +89,21 @@ def test_reading_level_rejects_keep_the_rest_of_the_batch():
     c = decode(msg("yj/v1/E1/G1/up", payload))
     assert c.readings.sensor.tolist() == [1, 2]
     assert c.readings.value.tolist() == [0.4, 0.6]
-    got = {(r.reading_index, r.reason) for r in c.rejected}
+    [dl] = c.rejected  # one dead letter for the message, its refused readings listed
+    assert (dl.refused, dl.enterprise, dl.gateway) == (6, "E1", "G1")
+    got = {(r.index, r.reason) for r in dl.readings}
     assert got == {
         (1, RejectReason.NOT_A_NUMBER),
         (2, RejectReason.UNKNOWN_SENSOR),
         (3, RejectReason.WRONG_GATEWAY),
         (4, RejectReason.INACTIVE_SENSOR),
         (5, RejectReason.TOO_OLD),
-        (6, RejectReason.DUPLICATE_IN_MESSAGE),
+        (6, RejectReason.CONFLICTING_VALUE),  # CH4-01 again at the batch time, another value
     }
-    wrong = next(r for r in c.rejected if r.reason is RejectReason.WRONG_GATEWAY)
-    assert "G2" in wrong.detail and wrong.sensor == "T-01" and wrong.enterprise == "E1"
+    assert dict(dl.reasons) == {r: 1 for _, r in got}
+    wrong = next(r for r in dl.readings if r.reason is RejectReason.WRONG_GATEWAY)
+    assert wrong.sensor == "T-01"
+    assert dl.payload == payload[:LIMITS.dead_letter_payload_bytes]
 
 
 def test_over_and_under_range_are_stored_flagged():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 
 from domain.codec import encode_batch, encode_status
@@ -69,8 +70,11 @@ async def test_bad_input_becomes_dead_letters_and_the_rest_is_stored(db_url, db,
         pub.close()
     rows = sorted(await stored(db))
     assert [(code, v) for code, _, v in rows] == [("S000-000", 1.5), ("S000-000", 2.5), ("S000-002", 1e6)]
-    reasons = sorted(r["reason"] for r in await db.fetch("SELECT reason FROM dead_letters"))
-    assert reasons == ["bad_encoding", "bad_topic", "not_a_number", "oversize", "unknown_gateway", "unknown_sensor"]
+    rows = await db.fetch("SELECT reason, refused, reasons FROM dead_letters ORDER BY reason")
+    # One dead letter per message: the partly refused one lists its two refused readings.
+    assert [r["reason"] for r in rows] == ["bad_encoding", "bad_topic", "not_a_number", "oversize", "unknown_gateway"]
+    partly = next(r for r in rows if r["refused"])
+    assert json.loads(partly["reasons"]) == {"not_a_number": 1, "unknown_sensor": 1}
     over = await db.fetchval("SELECT quality FROM readings WHERE value = 1e6")
     assert over & 0x0100
     assert await db.fetchval("SELECT online FROM gateways WHERE code = 'G000'") is False

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import numpy as np
 import pytest
 
-from domain.messages import GatewayStatus, ReadingBatch, Rejected, RejectReason
+from domain.messages import GatewayStatus, ReadingBatch, RefusedReading, Rejected, RejectReason
 from domain.quality import Quality
 from store.copy_format import PG_EPOCH_US
 from store.registry import import_registry
@@ -56,11 +58,28 @@ async def test_replay_merges_without_duplicates(pool, db):
     assert len(await rows(db)) == 3
 
 
-async def test_repeats_within_a_batch_keep_the_first(pool, db):
+async def test_repeats_within_a_batch_keep_the_first_and_refuse_other_values(pool, db):
     w = ReadingWriter(pool)
-    result = await w.write(batch([1, 1, 2, 1], [T0, T0, T0, T0], [1.0, 9.0, 2.0, 8.0]))
-    assert (result.inserted, result.duplicates, result.merged) == (2, 2, False)
+    result = await w.write(batch([1, 1, 2, 1, 2], [T0, T0, T0, T0, T0], [1.0, 9.0, 2.0, 8.0, 2.0]))
+    assert (result.inserted, result.duplicates, result.merged) == (2, 1, False)  # 2.0 again is a duplicate
+    assert [(r.sensor, r.value, r.kept, r.reason) for r in result.refused] == [
+        (1, 9.0, 1.0, RejectReason.CONFLICTING_VALUE), (1, 8.0, 1.0, RejectReason.CONFLICTING_VALUE)]
     assert await rows(db) == [(1, T0, 1.0, 0), (2, T0, 2.0, 0)]
+    dl = await db.fetchrow("SELECT * FROM dead_letters")
+    assert (dl["reason"], dl["refused"], dl["enterprise"], dl["gateway"]) == ("conflicting_value", 2, "E1", "G1")
+    listed = json.loads(dl["readings"])
+    assert [e[1:3] for e in listed] == [["S1", "conflicting_value"]] * 2
+    assert "9.0" in listed[0][3] and "kept 1.0" in listed[0][3]
+
+
+async def test_redelivery_with_another_value_is_a_conflicting_value(pool, db):
+    w = ReadingWriter(pool)
+    await w.write(batch([1, 2], [T0, T0], [1.0, 2.0]))
+    result = await w.write(batch([1, 2, 1], [T0, T0, T0 + 1], [1.5, 2.0, 3.0]))  # S1 at T0 changed
+    assert (result.inserted, result.duplicates, result.merged) == (1, 1, True)
+    assert [(r.sensor, r.value, r.kept, r.reason) for r in result.refused] == [(1, 1.5, 1.0, RejectReason.CONFLICTING_VALUE)]
+    assert await rows(db) == [(1, T0, 1.0, 0), (1, T0 + 1, 3.0, 0), (2, T0, 2.0, 0)]
+    assert json.loads(await db.fetchval("SELECT reasons FROM dead_letters")) == {"conflicting_value": 1}
 
 
 def test_drop_repeats_matches_a_naive_loop():
@@ -91,14 +110,17 @@ async def test_clock_corrected_readings_are_idempotent_by_device_time(pool, db):
 
 async def test_dead_letters_and_statuses_commit_with_the_readings(pool, db):
     w = ReadingWriter(pool)
-    rej = Rejected(RejectReason.UNKNOWN_SENSOR, "reading 0: sensor 'X' is not registered", "yj/v1/E1/G1/up",
-                   b'{"ts":1}', T0, "E1", "G1", "X", 0)
+    rej = Rejected.of_readings("yj/v1/E1/G1/up", b'{"ts":1}', T0, "E1", "G1",
+                               [RefusedReading(0, "X", RejectReason.UNKNOWN_SENSOR)],
+                               {RejectReason.UNKNOWN_SENSOR: 1}, 2, "reading 0: sensor 'X' is not registered")
     st_old = GatewayStatus("E1", "G1", True, T0)
     st_new = GatewayStatus("E1", "G1", False, T0 + 5)
     result = await w.write(batch([1], [T0], [1.0], rejected=[rej], statuses=[st_new, st_old]))
     assert result.dead_letters == 1
     dl = await db.fetchrow("SELECT * FROM dead_letters")
-    assert (dl["reason"], dl["sensor"], dl["reading_index"], bytes(dl["payload"])) == ("unknown_sensor", "X", 0, b'{"ts":1}')
+    assert (dl["reason"], dl["refused"], bytes(dl["payload"])) == ("unknown_sensor", 1, b'{"ts":1}')
+    assert json.loads(dl["readings"]) == [[0, "X", "unknown_sensor"]]
+    assert json.loads(dl["reasons"]) == {"unknown_sensor": 1}
     assert await db.fetchval("SELECT online FROM gateways WHERE code = 'G1'") is False
     # An older status arriving later never overwrites a newer one.
     await w.write(batch([2], [T0], [1.0], statuses=[GatewayStatus("E1", "G1", True, T0 + 1)]))
