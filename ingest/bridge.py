@@ -45,6 +45,7 @@ from yujing.settings import MqttEndpoint
 log = logging.getLogger(__name__)
 
 READ_BURST = 256  # packets read per readiness check while credit lasts
+READ_AHEAD_BYTES = 65_536  # socket read size: the most read beyond the inbox's credit
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
 HELD_WAIT_S = 0.05  # select timeout while reads are held (a take wakes the thread sooner)
@@ -52,6 +53,40 @@ HELD_WAIT_S = 0.05  # select timeout while reads are held (a take wakes the thre
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+class _ReadAhead:
+    """The connection's socket as paho sees it, with reads served from one read-ahead buffer.
+
+    paho reads a packet in three or four ``recv`` calls (type byte, length bytes, body); this turns
+    them into one system call per 64 KB. At most ``READ_AHEAD_BYTES`` are taken from the kernel
+    beyond what the inbox has room for, so TCP still pushes back. ``pending()`` reports buffered
+    bytes (as an SSL socket does), so the network thread does not wait in select on them."""
+
+    __slots__ = ("_sock", "_buf", "_pos")
+
+    def __init__(self, sock) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, n: int) -> bytes:
+        pos, buf = self._pos, self._buf
+        if pos >= len(buf):
+            if n >= READ_AHEAD_BYTES:
+                return self._sock.recv(n)
+            buf = self._buf = self._sock.recv(READ_AHEAD_BYTES)  # raises BlockingIOError when empty
+            pos = 0
+        end = pos + n
+        self._pos = min(end, len(buf))
+        return buf[pos:end]
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._buf) - self._pos + inner
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
 
 
 def _ping_without_waiting(client: mqtt.Client) -> None:
@@ -233,6 +268,7 @@ class MqttBridge:
         while not self._stopping.is_set():
             try:
                 client.reconnect()
+                client._sock = _ReadAhead(client.socket())  # noqa: SLF001 (paho has no hook to wrap it)
             except OSError as exc:
                 self.last_error = f"connect failed: {exc}"
                 self._reconnect_attempt += 1
@@ -251,7 +287,7 @@ class MqttBridge:
         last_held_ping = 0.0
         while sock is not None and client.socket() is sock:
             room = len(self._inbox) < self.inbox_max
-            buffered = room and getattr(sock, "pending", None) is not None and sock.pending() > 0
+            buffered = room and sock.pending() > 0
             rlist = [self._wake_r, sock] if room else [self._wake_r]
             wlist = [sock] if client.want_write() else []
             try:
