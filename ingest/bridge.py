@@ -39,61 +39,30 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from domain.messages import RawMessage
+from ingest.read_ahead import ReadAhead
 from domain.errors import RetryLater
 from yujing.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
 
 READ_BURST = 256  # packets read per readiness check while credit lasts
-READ_AHEAD_BYTES = 65_536  # socket read size: the most read beyond the inbox's credit
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
 HELD_WAIT_S = 0.05  # select timeout while reads are held (a take wakes the thread sooner)
+
+
+# paho internals the bridge relies on (paho-mqtt 2.1 and 2.2; pyproject pins < 3), checked at start.
+_PAHO_PRIVATE = ("_send_simple_command", "_in_packet", "_msgtime_mutex", "_last_bytes_received", "_sock")
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class _ReadAhead:
-    """The connection's socket as paho sees it, with reads served from one read-ahead buffer.
-
-    paho reads a packet in three or four ``recv`` calls (type byte, length bytes, body); this turns
-    them into one system call per 64 KB. At most ``READ_AHEAD_BYTES`` are taken from the kernel
-    beyond what the inbox has room for, so TCP still pushes back. ``pending()`` reports buffered
-    bytes (as an SSL socket does), so the network thread does not wait in select on them."""
-
-    __slots__ = ("_sock", "_buf", "_pos")
-
-    def __init__(self, sock) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-
-    def recv(self, n: int) -> bytes:
-        pos, buf = self._pos, self._buf
-        if pos >= len(buf):
-            if n >= READ_AHEAD_BYTES:
-                return self._sock.recv(n)
-            buf = self._buf = self._sock.recv(READ_AHEAD_BYTES)  # raises BlockingIOError when empty
-            pos = 0
-        end = pos + n
-        self._pos = min(end, len(buf))
-        return buf[pos:end]
-
-    def pending(self) -> int:
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return len(self._buf) - self._pos + inner
-
-    def __getattr__(self, name: str):
-        return getattr(self._sock, name)
-
-
 def _ping_without_waiting(client: mqtt.Client) -> None:
     """Queue a PINGREQ without paho waiting for its PINGRESP (which sits behind the backlog).
 
-    paho has no public call for this; ``_send_simple_command`` exists in paho-mqtt 2.1 and 2.2
-    (pyproject pins < 3) and is checked for at start-up."""
+    paho has no public call for this (``_PAHO_PRIVATE``)."""
     client._send_simple_command(mqtt.PINGREQ)  # noqa: SLF001
 
 
@@ -113,8 +82,6 @@ class MqttBridge:
         tls_ca: str | None = None,
         clock_us: Callable[[], int] = _now_us,
     ) -> None:
-        if not hasattr(mqtt.Client, "_send_simple_command"):
-            raise RuntimeError(f"paho-mqtt {mqtt.__version__} lacks the call the held-read keepalive needs")
         self._endpoint = endpoint
         self._subscriptions = list(subscriptions)
         self._clock_us = clock_us
@@ -136,6 +103,7 @@ class MqttBridge:
         self.received = 0  # messages taken from the socket (network thread)
         self.inbox_peak = 0  # the most messages the inbox held at once
         self.held_pings = 0  # PINGREQs sent while reads were held
+        self.fast_messages = 0  # messages parsed by the read-ahead's fast path, not by paho
         self.last_error: str | None = None
 
         client = mqtt.Client(
@@ -158,6 +126,9 @@ class MqttBridge:
         client.on_subscribe = self._on_subscribe
         # paho queues packets from any thread; it tells us so that the network thread writes them.
         client.on_socket_register_write = lambda c, u, sock: self._wake()
+        missing = [a for a in _PAHO_PRIVATE if not hasattr(client, a)]
+        if missing:
+            raise RuntimeError(f"paho-mqtt {mqtt.__version__} lacks {missing}, which the bridge's fast path uses")
         self._client = client
         self._connect_properties = Properties(PacketTypes.CONNECT)
         self._connect_properties.SessionExpiryInterval = session_expiry_s
@@ -268,17 +239,27 @@ class MqttBridge:
         while not self._stopping.is_set():
             try:
                 client.reconnect()
-                client._sock = _ReadAhead(client.socket())  # noqa: SLF001 (paho has no hook to wrap it)
+                client._sock = ReadAhead(client.socket())  # noqa: SLF001 (paho has no hook to wrap it)
             except OSError as exc:
                 self.last_error = f"connect failed: {exc}"
-                self._reconnect_attempt += 1
-                cap = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(self._reconnect_attempt, 8))
-                self._stopping.wait(random.uniform(RECONNECT_MIN_S, cap))
+                self._backoff()
                 continue
-            self._serve(client)
+            try:
+                self._serve(client)
+            except Exception:  # one connection: a fault in it must not end the thread that reconnects
+                log.exception("mqtt network thread error; reconnecting")
+                sock = client.socket()
+                if sock is not None:
+                    sock.close()
+                self._connected.clear()
             if not self._stopping.is_set():
-                self._reconnect_attempt += 1
-                self._stopping.wait(random.uniform(0, min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** self._reconnect_attempt)))
+                self._backoff()
+
+    def _backoff(self) -> None:
+        """Capped, jittered exponential wait before the next connection attempt."""
+        self._reconnect_attempt += 1
+        cap = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(self._reconnect_attempt, 8))
+        self._stopping.wait(random.uniform(RECONNECT_MIN_S, cap))
 
     def _serve(self, client: mqtt.Client) -> None:
         """Read, write and keep alive one connection until it closes."""
@@ -314,11 +295,28 @@ class MqttBridge:
                     self.held_pings += 1
 
     def _read_burst(self, client: mqtt.Client) -> mqtt.MQTTErrorCode:
-        """Read packets while they come and credit lasts; one paho read takes one packet."""
+        """Read packets while they come and credit lasts: PUBLISHes on the fast path, the rest
+        (and anything the fast path declines) one packet per paho read."""
+        sock = client.socket()
+        inbox = self._inbox
+        fast = isinstance(sock, ReadAhead)
         for _ in range(READ_BURST):
+            if fast and client._in_packet["command"] == 0:  # noqa: SLF001 (paho is between packets)
+                got = sock.take_publish()
+                if got is not None:
+                    self.fast_messages += 1
+                    topic, payload, mid, qos, retain = got
+                    self._deliver(RawMessage(topic, payload, mid if qos else 0, self._clock_us(), qos, retain))
+                    with client._msgtime_mutex:  # noqa: SLF001 (paho's keepalive counts bytes it read)
+                        client._last_bytes_received = mqtt.time_func()  # noqa: SLF001
+                    if len(inbox) >= self.inbox_max:
+                        return mqtt.MQTT_ERR_SUCCESS
+                    continue
             before = self.received
             rc = client.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS or self.received == before or len(self._inbox) >= self.inbox_max:
+            if rc != mqtt.MQTT_ERR_SUCCESS or self.received == before or len(inbox) >= self.inbox_max:
+                if rc == mqtt.MQTT_ERR_SUCCESS and self.received == before and fast and sock.pending():
+                    continue  # paho took a packet that was not a message; more are buffered
                 return rc
         return mqtt.MQTT_ERR_SUCCESS
 
@@ -366,8 +364,8 @@ class MqttBridge:
             log.warning("mqtt disconnected", extra={"reason": str(reason_code)})
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        inbox = self._inbox
-        inbox.append(
+        """A message paho parsed (QoS 2, or one the fast path declined)."""
+        self._deliver(
             RawMessage(
                 topic=message.topic,
                 payload=message.payload,
@@ -377,6 +375,10 @@ class MqttBridge:
                 retain=message.retain,
             )
         )
+
+    def _deliver(self, message: RawMessage) -> None:
+        inbox = self._inbox
+        inbox.append(message)
         self.received += 1
         if len(inbox) > self.inbox_peak:
             self.inbox_peak = len(inbox)

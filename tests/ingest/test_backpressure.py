@@ -64,6 +64,7 @@ async def test_a_backlog_larger_than_the_credit_waits_in_the_broker_and_nothing_
         stop.set()
         await sampler
         assert service.bridge.connects == 1, "the connection was lost while reads were held"
+        assert service.bridge.fast_messages > BACKLOG / 2  # most came through the read-ahead fast path
     await blocker.close()
     assert 0 < peak[0] <= CREDIT
     assert await db.fetchval("SELECT count(*) FROM readings") == BACKLOG * 10
