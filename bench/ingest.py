@@ -168,7 +168,7 @@ def compare(per_message: int, guess: float, args, db_url: str, broker: Broker, w
     out = {"alternations": [], "per_message": per_message}
     guesses = {Yujing: guess, Baseline: guess}
     for a in range(args.alternations):
-        order = (Yujing, Baseline) if a % 2 == 0 else (Baseline, Yujing)
+        order = (Yujing, Baseline) if (a + (args.first == "baseline")) % 2 == 0 else (Baseline, Yujing)
         got = {}
         for kind in order:
             tag = f"{kind.name} {per_message}/msg alt {a + 1}"
@@ -191,6 +191,9 @@ def main() -> None:
     ap.add_argument("--trial", type=float, default=25.0, help="seconds per trial of the sustained-rate search")
     ap.add_argument("--steps", type=int, default=4, help="trials per search")
     ap.add_argument("--alternations", type=int, default=1)
+    ap.add_argument("--first", choices=("yujing", "baseline"), default="yujing",
+                    help="who goes first in the first alternation (alternate it between runs)")
+    ap.add_argument("--batch-guess", type=float, help="first offered rate, 50-reading messages (default 0.5 x COPY)")
     ap.add_argument("--single-guess", type=float, default=8_000.0, help="first offered rate, single readings")
     ap.add_argument("--backlog-messages", type=int, default=1_000_000)
     ap.add_argument("--outage", type=float, default=60.0, help="seconds the database is down (outage phase)")
@@ -230,7 +233,7 @@ def main() -> None:
             print(f"copy      the publisher's rows by binary COPY, 2 connections, 50k rows/tx: {copy_rate:,.0f} rows/s",
                   flush=True)
         if "batches" in phases:
-            r = compare(50, 0.5 * copy_rate, args, db_url, broker, work)
+            r = compare(50, args.batch_guess or 0.5 * copy_rate, args, db_url, broker, work)
             r["yujing_over_copy"] = [x["yujing"]["sustained_readings_s"] / copy_rate for x in r["alternations"]]
             results["batches"] = r
             print(f"batches   yujing sustained / COPY: {', '.join(f'{x:.2f}' for x in r['yujing_over_copy'])}", flush=True)

@@ -283,7 +283,10 @@ class MqttBridge:
             if rc != mqtt.MQTT_ERR_SUCCESS or client.socket() is not sock:
                 return
             now = time.monotonic()
-            if len(self._inbox) < self.inbox_max:
+            if room and len(self._inbox) < self.inbox_max:
+                # Reads were on in this round, so paho's keepalive sees the bytes that arrived. In
+                # the round where credit has just come back it would not: it would find no bytes
+                # for the whole hold and a PINGRESP still behind the backlog, and close.
                 held_since = 0.0
                 if client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
                     return
