@@ -89,7 +89,11 @@ class Yujing:
     name = "yujing"
 
     def __init__(self, db_url: str, broker: Broker, work: Path, tag: str) -> None:
-        self.service = ServiceUnderTest(db_url, broker.url, work / (tag.replace(" ", "-").replace("/", "per") + ".log"))
+        log = work / (tag.replace(" ", "-").replace("/", "per") + ".log")
+        try:
+            self.service = ServiceUnderTest(db_url, broker.url, log)
+        except RuntimeError:  # a free port taken by another process on a shared machine: once more
+            self.service = ServiceUnderTest(db_url, broker.url, log)
         self.port = broker.port
 
     def committed(self) -> float:
