@@ -20,8 +20,9 @@ Phases (each prints its figures):
             run's steady RSS
   outage    the steady load while PostgreSQL is down for --outage seconds (the older phase)
 
-Run:  .venv/bin/python bench/ingest.py --phases copy,batches,single --alternations 1   (~9 minutes)
-      .venv/bin/python bench/ingest.py --phases backlog --backlog-messages 1000000      (~8 minutes)
+Run:  .venv/bin/python bench/ingest.py --phases copy,batches,single --trial 20 --steps 3 --first yujing   (~9 min)
+      .venv/bin/python bench/ingest.py --phases copy,batches,single --trial 20 --steps 3 --first baseline
+      .venv/bin/python bench/ingest.py --phases backlog --backlog-messages 1000000   (20-30 min on a busy box)
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def measure(kind, per_message: int, guess: float, args, db_url: str, broker: Bro
         found = search(trial, guess, args.steps)
     finally:
         system.close()
-    print(f"  {tag:<28} sustained {found['sustained_readings_s']:>9,.0f} readings/s "
+    print(f"  {tag:<28} sustained {'≥' if found['lower_bound'] else ' '}{found['sustained_readings_s']:>9,.0f} readings/s "
           f"({len(trials)} trials: " + ", ".join(
               f"offered {r['offered_readings_s']:,.0f} published {r['published_readings_s']:,.0f} "
               f"committed {r['committed_readings_s']:,.0f} p99 {r['lag_p99_s']:.2f}s"
