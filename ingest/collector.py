@@ -2,10 +2,15 @@
 
 Two kinds of loop run in one task group: one intake loop that decodes bursts of messages and
 groups them into write batches (by reading count, message count and age), and N writer loops,
-each committing batches over its own connection and acknowledging their messages afterwards.
-The queue between them is bounded: when the database is slow or down, writers stop taking
-batches, intake blocks on the queue, messages stop being acknowledged, and the broker stops
-sending once the collector's MQTT Receive Maximum is reached. The backlog waits in the broker.
+each committing batches over its own connection. Writers commit in parallel and out of order;
+acknowledgements leave in receive order (MQTT asks for it): a batch is numbered when intake
+hands it on, and a commit acknowledges the longest run of committed batches that follows the
+last acknowledged one, so a later batch's acknowledgements wait for every earlier commit.
+
+The queue between the stages is bounded: when the database is slow or down, writers stop taking
+batches, intake blocks on the queue and stops taking from the bridge's inbox, the bridge stops
+reading from its socket once the inbox is full (ingest/bridge.py), TCP pushes back, and the
+backlog waits in the broker.
 """
 
 from __future__ import annotations
@@ -67,12 +72,15 @@ class Collector:
         self._writer = writer
         self._on_chunk = on_chunk
         self._clock_us = clock_us
-        self._queue: asyncio.Queue[WriteBatch | None] = asyncio.Queue(maxsize=settings.queue_batches)
+        self._queue: asyncio.Queue[tuple[int, WriteBatch] | None] = asyncio.Queue(maxsize=settings.queue_batches)
         self.gateway_seen_us: dict[int, int] = {}  # gateway id -> latest receive time (liveness)
         self.committed_readings = 0
         self.committed_messages = 0
         self._unacked = 0
-        self._uncommitted: dict[int, int] = {}  # id(batch) -> its oldest receive time, µs
+        self._uncommitted: dict[int, int] = {}  # batch number -> its oldest receive time, µs
+        self._next_batch = 0  # number of the next batch intake hands on
+        self._next_ack = 0  # number of the oldest batch not yet acknowledged
+        self._committed_mids: dict[int, list[int]] = {}  # committed, waiting for earlier batches
         self.watermark_us = 0  # newest reading time taken from the broker so far
         self._behind = True  # until the first take that finds the broker's queue drained
 
@@ -144,11 +152,13 @@ class Collector:
 
     async def _enqueue(self, chunks: list[DecodedChunk]) -> None:
         batch = merge_chunks(chunks)
+        number = self._next_batch
+        self._next_batch += 1
         received = batch.readings.received_us
-        self._uncommitted[id(batch)] = int(received.min()) if received.shape[0] else self._clock_us()
+        self._uncommitted[number] = int(received.min()) if received.shape[0] else self._clock_us()
         self._unacked += len(batch.mids)
         metrics.unacked.set(self._unacked)
-        await self._queue.put(batch)  # blocks while writers are busy: the backpressure
+        await self._queue.put((number, batch))  # blocks while writers are busy: the backpressure
         metrics.queue_depth.set(self._queue.qsize())
 
     def _note_seen(self, chunk: DecodedChunk) -> None:
@@ -161,17 +171,28 @@ class Collector:
 
     async def _run_writer(self, number: int) -> None:
         while True:
-            batch = await self._queue.get()
+            item = await self._queue.get()
             metrics.queue_depth.set(self._queue.qsize())
-            if batch is None:
+            if item is None:
                 return
+            number, batch = item
             started = time.perf_counter()
             result = await self._commit(batch)
-            self._bridge.ack(batch.mids)
-            self._uncommitted.pop(id(batch), None)
-            self._unacked -= len(batch.mids)
-            metrics.unacked.set(self._unacked)
+            self._uncommitted.pop(number, None)
+            self._acknowledge_in_order(number, batch.mids)
             self._record(batch, result, time.perf_counter() - started)
+
+    def _acknowledge_in_order(self, number: int, mids: list[int]) -> None:
+        """Batch ``number`` is committed: acknowledge it and every committed batch after it, up to
+        the first one still being written. Runs on the event loop only, so it needs no lock."""
+        held = self._committed_mids
+        held[number] = mids
+        while self._next_ack in held:
+            ready = held.pop(self._next_ack)
+            self._next_ack += 1
+            self._bridge.ack(ready)
+            self._unacked -= len(ready)
+        metrics.unacked.set(self._unacked)
 
     async def _commit(self, batch: WriteBatch) -> WriteResult:
         last_error: list[str] = []
