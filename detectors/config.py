@@ -52,7 +52,7 @@ ANOMALY_WARMUP = 30  # readings learnt unconditionally before scoring
 ANOMALY_REFRACTORY_S = 600.0  # no new anomaly finding within 10 min of the last clear
 STUCK_AFTER_S = 4 * 3600.0  # flat for 4 h: the floor for sensors with no learnt variability
 STUCK_MIN_COUNT = 20
-STUCK_TOLERANCE = 0.0  # exact repeat
+STUCK_TOLERANCE_SLACK = 1.0 + 1e-6  # a tolerance of one step must hold 20.7 − 20.6 = 0.1000000000000014
 STUCK_PROBABILITY = 1e-9  # a run of unchanged readings this improbable for the sensor is stuck
 STUCK_MEMORY = 1000  # readings over which a sensor's change frequency is learnt
 DRIFT_TAU_S = 6 * 3600.0  # each member's own baseline follows its readings with this time constant
@@ -111,7 +111,7 @@ class KindParams:
     anomaly_refractory_s: float = ANOMALY_REFRACTORY_S
     stuck_after_s: float = STUCK_AFTER_S
     stuck_min_count: int = STUCK_MIN_COUNT
-    stuck_tolerance: float = STUCK_TOLERANCE
+    stuck_tolerance: float | None = None  # None: the kind's resolution (one step of flicker is a run)
     stuck_probability: float = STUCK_PROBABILITY
     stuck_memory: int = STUCK_MEMORY
     drift: bool = False  # compare with the peer group (same zone, kind and location class)

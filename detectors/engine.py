@@ -19,7 +19,7 @@ import numpy as np
 
 from detectors.anomaly import Anomaly
 from detectors.compound import Compound
-from detectors.config import DRIFT_HUBER, DRIFT_MIN_RESOLUTIONS, DetectorConfig, KindParams
+from detectors.config import DRIFT_HUBER, DRIFT_MIN_RESOLUTIONS, STUCK_TOLERANCE_SLACK, DetectorConfig, KindParams
 from detectors.drift import Drift
 from detectors.findings import Emitter
 from detectors.jump import Jump
@@ -167,7 +167,8 @@ class Engine:
             an.cfg.enabled[:n][m] = p.statistics and p.anomaly and "anomaly" in en
             stk.cfg.after_us[:n][m] = int(p.stuck_after_s * 1e6)
             stk.cfg.min_count[:n][m] = p.stuck_min_count
-            stk.cfg.tol[:n][m] = p.stuck_tolerance
+            tol = p.stuck_tolerance if p.stuck_tolerance is not None else (kd.stuck_tolerance if kd is not None else 0.0)
+            stk.cfg.tol[:n][m] = tol * STUCK_TOLERANCE_SLACK
             stk.cfg.lam[:n][m] = 1.0 - 1.0 / p.stuck_memory
             stk.cfg.logp[:n][m] = np.log(p.stuck_probability)
             stk.cfg.enabled[:n][m] = p.statistics and "stuck" in en

@@ -3,7 +3,8 @@
 Each enabled sensor owns a float32 ring buffer of the last W unflagged statistical readings.
 Once full, a reading is scored against the window as it stands before the reading:
 
-    med = median(window);  MAD = median(|window − med|)
+    med = median(window);  MAD = median(|window − med|)     (middle element for odd W, mean of
+                                                              the middle pair for even W; float64)
     z = |x − med| / max(1.4826 MAD, floor);  score = 1 − exp(−z / z_ref)
 
 ``window`` raises at score ≥ window_threshold (subject to the anomaly refractory period) and holds
@@ -96,10 +97,11 @@ class Window(ColumnDetector):
         if full.any():
             f = np.flatnonzero(full)
             B = self.buf[rw[f]]
+            lo, hi = (W - 1) // 2, W // 2  # the middle element (odd W) or the middle pair (even W)
             srt = np.sort(B, axis=1)
-            med = 0.5 * (srt[:, W // 2 - 1].astype(np.float64) + srt[:, W // 2])
-            dev = np.sort(np.abs(B - med[:, None].astype(np.float32)), axis=1)
-            mad = 0.5 * (dev[:, W // 2 - 1].astype(np.float64) + dev[:, W // 2])
+            med = 0.5 * (srt[:, lo].astype(np.float64) + srt[:, hi])
+            dev = np.sort(np.abs(B - med[:, None]), axis=1)
+            mad = 0.5 * (dev[:, lo] + dev[:, hi])
             z = np.abs(x[f] - med) / np.maximum(MAD_TO_SIGMA * mad, cfg.floor[s[f]])
             score[f] = -np.expm1(-z / cfg.zref[s[f]])
         flagged = full & (score >= cfg.th[s])

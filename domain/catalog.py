@@ -30,6 +30,12 @@ class SensorKind:
     gas: bool = False  # a gas concentration: its quiet value is the bottom of the range
     industries: tuple[str, ...] = ()  # where it is used (domain.industries values); () = all
 
+    @property
+    def stuck_tolerance(self) -> float:
+        """Default tolerance of the stuck rule: readings that stay within one resolution step of
+        each other (a frozen transducer whose last digit flickers) form one flat run."""
+        return self.resolution
+
 
 _COAL = ("coal_mine",)
 _CHEM = ("hazardous_chemicals",)

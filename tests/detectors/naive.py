@@ -9,6 +9,8 @@ not matter. Returns findings as tuples (subject, rule, event, severity, ts_us).
 from __future__ import annotations
 
 import math
+import statistics
+import struct
 from dataclasses import dataclass, field
 
 from detectors.config import DRIFT_HUBER, DetectorConfig
@@ -139,6 +141,8 @@ class NaiveEngine:
                 self.anomaly(s, ref, x, t)
             if "stuck" in en:
                 self.stuck(s, ref, x, t)
+            if "window" in en and p.window:
+                self.window(s, ref, x, t)
             if s in self.peers:
                 self.drift(s, ref, x, t, None if prev_t is None else (t - prev_t) * 1e-6)
         if st.get("nodata"):
@@ -247,7 +251,14 @@ class NaiveEngine:
     def stuck(self, s, ref, x, t):
         st, p = ref.st, ref.p
         since = st.get("stk.since")
-        moved = since is None or not abs(x - st["stk.ref"]) <= p.stuck_tolerance
+        # a run: readings whose range stays within the tolerance (default: the kind's resolution)
+        tol = (p.stuck_tolerance if p.stuck_tolerance is not None else ref.res) * (1.0 + 1e-6)
+        if since is not None:
+            lo, hi = min(st["stk.lo"], x), max(st["stk.hi"], x)
+        moved = since is None or not hi - lo <= tol
+        # the time floor counts exact repeats of the previous statistical reading
+        if since is None or x != st["stat_x"]:
+            st["stk.xsince"] = t
         was = st.get("stuck", False)
         if moved:
             if since is not None and not was:  # the run that ends is learnt: cnt unchanged, then a change
@@ -256,11 +267,13 @@ class NaiveEngine:
                 st["stk.n"] = decay * st.get("stk.n", 0.0) + (1.0 - decay) / (1.0 - lam)
                 st["stk.m"] = decay * st.get("stk.m", 0.0) + 1.0
             st["stk.ref"], st["stk.since"], st["stk.cnt"] = x, t, 0
+            st["stk.lo"] = st["stk.hi"] = x
         else:
             st["stk.cnt"] += 1
+            st["stk.lo"], st["stk.hi"] = lo, hi
         floor = ref.rmin + ref.res if ref.gas else -math.inf
         k = st["stk.cnt"]
-        by_time = t - st["stk.since"] >= int(p.stuck_after_s * 1e6) and x > floor
+        by_time = t - st["stk.xsince"] >= int(p.stuck_after_s * 1e6) and x > floor
         improbable = False
         if not moved and k >= p.stuck_min_count and x > ref.rmin + ref.res:
             n, m = max(st.get("stk.n", 0.0), 1e-12), st.get("stk.m", 0.0)
@@ -271,6 +284,31 @@ class NaiveEngine:
             improbable = logp <= math.log(p.stuck_probability)
         now = not moved and (was or (k >= p.stuck_min_count and (by_time or improbable)))
         self.flag(s, "stuck", st, "stuck", now, NOTICE, t)
+
+    def window(self, s, ref, x, t):
+        """Rolling median / MAD over the last W unflagged readings (stored as float32)."""
+        st, p = ref.st, ref.p
+        buf = st.setdefault("win.buf", [])
+        W = p.window_size
+        full = len(buf) >= W
+        score = 0.0
+        if full:
+            med = statistics.median(buf)
+            mad = statistics.median(abs(v - med) for v in buf)
+            floor = ref.res if ref.res > 0 else 1e-9
+            z = abs(x - med) / max(1.4826 * mad, floor)
+            score = -math.expm1(-z / p.anomaly_z_ref)
+        flagged = full and score >= p.window_threshold
+        if not flagged:
+            buf.append(float(struct.unpack("f", struct.pack("f", x))[0]))
+            del buf[:-W]
+        was = st.get("window", False)
+        lc = st.get("win.lc")
+        can = lc is None or t - lc >= int(p.anomaly_refractory_s * 1e6)
+        now = (flagged and (was or can)) or (was and full and score >= p.anomaly_clear)
+        if was and not now:
+            st["win.lc"] = t
+        self.flag(s, "window", st, "window", now, NOTICE, t)
 
     def drift(self, s, ref, x, t, dt):
         st, p = ref.st, ref.p

@@ -120,3 +120,54 @@ def test_stuck_matches_reference_on_quantised_stream():
         assert canon(rows) == canon(want), f"seed 5, batch {j}"
         raised += sum(1 for r in rows if r[1] == "stuck")
     assert raised > 0
+
+
+@pytest.mark.parametrize(("seed", "size"), [(21, 9), (22, 8), (23, 15)])
+def test_window_matches_reference_for_odd_and_even_sizes(seed, size):
+    kinds, classes, batches = stream(seed, n_sensors=30, n_batches=50, batch=100)
+    win = {"window": True, "window_size": size, "window_threshold": 0.45}
+    cfg = DetectorConfig.from_config({
+        "enabled": ["window"], "compound": [],
+        "defaults": {**FAST["defaults"], **win},
+        "kinds": {k: {**v, **win} for k, v in FAST["kinds"].items()},
+    })
+    eng = Engine(cfg)
+    eng.set_registry(snapshot(kinds, classes))
+    assert eng.window.W == size
+    ref = NaiveEngine(cfg, kinds, classes)
+    raised = 0
+    for j, (s, ts, v, q) in enumerate(batches):
+        got = eng.update(ReadingBatch.build(sensor=s, ts_us=ts, value=v, quality=q))
+        rows = [(int(f.subject), f.rule, int(f.event), int(f.severity), int(f.ts_us)) for f in got.rows()]
+        want = [w for w in ref.update(s, ts, v, q) if w[1] == "window"]  # the reference runs every rule
+        assert canon(rows) == canon(want), f"seed {seed}, W {size}, batch {j}"
+        raised += sum(1 for r in rows if r[1] == "window" and r[2] == 1)
+    assert raised >= 5, raised
+
+
+def test_flickering_stuck_matches_reference():
+    """Frozen transducers whose last digit flickers by one step, among noisy ones: the default
+    tolerance (one resolution step) makes each flicker one run."""
+    rng = np.random.default_rng(31)
+    kinds = ["methane"] * 4 + ["temperature"] * 4
+    cfg = DetectorConfig.from_config({"enabled": ["stuck"], "compound": [],
+                                      "defaults": {"stuck_min_count": 5}, "kinds": {"methane": {"stuck_min_count": 5}}})
+    eng = Engine(cfg)
+    eng.set_registry(snapshot(kinds, ["T1"] * 4 + [""] * 4))
+    ref = NaiveEngine(cfg, kinds, ["T1"] * 4 + [""] * 4)
+    res = np.array([0.01] * 4 + [0.1] * 4)
+    base = np.array([0.3] * 4 + [20.0] * 4)
+    t, raised = 0, 0
+    for j in range(300):
+        s = rng.integers(1, 9, size=12).astype(np.int32)
+        ts = t + rng.integers(0, 10_000_000, size=12)
+        noisy = base[s - 1] + res[s - 1] * rng.standard_normal(12)
+        flicker = base[s - 1] + res[s - 1] * rng.integers(0, 2, size=12)
+        v = np.round(np.where((j > 80) & (s % 2 == 0), flicker, noisy) / res[s - 1]) * res[s - 1]
+        t += 10_000_000
+        got = eng.update(ReadingBatch.build(sensor=s, ts_us=ts, value=v))
+        rows = [(int(f.subject), f.rule, int(f.event), int(f.severity), int(f.ts_us)) for f in got.rows()]
+        want = [w for w in ref.update(s, ts, v, np.zeros(12, np.int16)) if w[1] == "stuck"]
+        assert canon(rows) == canon(want), f"seed 31, batch {j}"
+        raised += sum(1 for r in rows if r[1] == "stuck" and r[2] == 1)
+    assert raised >= 4
