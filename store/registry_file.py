@@ -98,7 +98,7 @@ class SensorEntry(_Entry):
     kind: Short
     unit: Annotated[str, Field(max_length=32)] | None = None
     location: Annotated[str, Field(max_length=200)] = ""
-    location_class: Annotated[str, Field(max_length=16)] = ""
+    location_class: Annotated[str, Field(max_length=64)] = ""
     zone: Code | None = None
     expected_interval_s: Annotated[float, Field(gt=0)] | None = None
     range: tuple[float, float] | None = None

@@ -140,7 +140,7 @@ async def test_instrument_health_is_its_own_cause_per_sensor(pool, clock, receiv
 
 
 async def test_zone_alerts_reach_every_gateway_of_the_zone_on_mqtt(pool, clock, receiver, broker):
-    gw = Gateway(broker.port)
+    gw = Gateway(broker)
     try:
         assert gw.ready.wait(5)
         await asyncio.sleep(0.2)

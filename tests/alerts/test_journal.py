@@ -43,16 +43,19 @@ def notary():
     r.close()
 
 
-async def _history(pool, clock, receiver, n_sensors=3):
+HISTORY_SENSORS = (1, 3, 4)  # three places, so three incidents: alerts 1, 2 and 3
+
+
+async def _history(pool, clock, receiver):
     svc = await make_service(None, make_policy(receiver.url), clock, pool=pool)
     t = clock.t
-    for s in range(1, n_sensors + 1):
+    for s in HISTORY_SENSORS:
         await svc.handle(findings([(s, "limit", RAISE, WARNING, t, 1.2, 1.0)]))
         await svc.handle(findings([(s, "limit", UPDATE, ALARM, t + 1, 1.6, 1.5)]))
     async with pool.acquire() as conn:
         await transitions.acknowledge(conn, 1, "王五", "收到", now_us=clock.us)
         await transitions.comment(conn, 2, "王五", "派人核查", now_us=clock.us)
-    await svc.handle(findings([(3, "limit", CLEAR, ALARM, t + 9, 0.2, 1.5)]))
+    await svc.handle(findings([(HISTORY_SENSORS[2], "limit", CLEAR, ALARM, t + 9, 0.2, 1.5)]))
     return svc
 
 

@@ -15,21 +15,25 @@ import paho.mqtt.client as mqtt
 from alerts import transitions
 from alerts.feed import AlertFeed
 from alerts.mqtt_schema import SCHEMA
+from tests.support.services import COLLECTOR_LOGIN
 from tests.alerts.support import ALARM, CLEAR, CRITICAL, RAISE, UPDATE, findings, make_policy, make_service
 
 
 class Gateway:
     """A subscriber on the alerts topics and the service's publisher, on the test's broker."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, broker) -> None:
+        port = broker.port
         self.got: list[tuple[str, dict]] = []
         self.ready = threading.Event()
         self.sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-gw-sub")
         self.sub.on_connect = lambda c, u, f, rc, p=None: (c.subscribe("yj/v1/+/+/alerts", qos=1), self.ready.set())
         self.sub.on_message = lambda c, u, m: self.got.append((m.topic, json.loads(m.payload)))
+        self.sub.username_pw_set(*broker.tools_login)  # reads every gateway's topics
         self.sub.connect("127.0.0.1", port)
         self.sub.loop_start()
         self.pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-gw-pub")
+        self.pub.username_pw_set(*broker.login(COLLECTOR_LOGIN))  # the service's login writes alerts
         self.pub.connect("127.0.0.1", port)
         self.pub.loop_start()
 
@@ -59,7 +63,7 @@ def _check_schema(msg: dict) -> None:
 
 
 async def test_every_lifecycle_change_reaches_the_gateway_topic_and_the_feed(pool, clock, receiver, broker):
-    gw = Gateway(broker.port)
+    gw = Gateway(broker)
     feed = AlertFeed()
     sub = feed.subscribe()
     try:

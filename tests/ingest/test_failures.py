@@ -168,7 +168,9 @@ async def test_postgresql_restarted_under_load(broker, cluster):
             await assert_exactly_once(conn, f)
         finally:
             await conn.close()
-        assert service.collector.committed_readings == READINGS
+        # The table holds each reading once (above). The counter of new rows may fall short: a commit
+        # whose reply the crash swallowed is retried, and its rows are then found already stored.
+        assert service.collector.committed_readings <= READINGS
 
 
 async def test_broker_restarted_under_load(db_url, db, broker):
