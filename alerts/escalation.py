@@ -16,6 +16,7 @@ a silence or a maintenance window postpones it. Targets:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -34,7 +35,7 @@ class Target:
     label: str  # e.g. "region:county → 360102-centre"
     label_zh: str
     receiver: str | None = None  # a policy receiver
-    contact: dict | None = None  # {"type", "url", "secret", "role", "name"}
+    contact: dict | None = None  # {"type", "url" or "url_enc", "url_sha256", "secret" or "secret_enc", "role", "name"}
 
 
 def contact_type(url: str) -> str:
@@ -97,11 +98,15 @@ class Escalator:
                 if c.get("role") != role:
                     continue
                 url = c["webhook"]
+                # what goes into the outbox: the URL (which carries a robot's access token) only in
+                # the encrypted form it is stored in, and a digest of it for the idempotency key
+                sealed = {"url_enc": c["webhook_enc"]} if c.get("webhook_enc") else {"url": url}
                 out.append(Target(
                     label=f"{step.target} {c.get('name') or ''}".strip(),
                     label_zh=f"企业{'安全员' if role == 'safety_officer' else role} {c.get('name') or ''}".strip(),
-                    contact={"type": contact_type(url), "url": url, "secret": c.get("secret"), "role": role,
-                             "name": c.get("name"), "secret_enc": c.get("secret_enc")},
+                    contact={"type": contact_type(url), **sealed, "url_sha256": hashlib.sha256(url.encode()).hexdigest(),
+                             "secret": c.get("secret"), "role": role, "name": c.get("name"),
+                             "secret_enc": c.get("secret_enc")},
                 ))
             return out
         earlier = {r for s in chain[:index] for r in self._receivers_of(alert, s, registry)}

@@ -132,14 +132,15 @@ def backoff_s(attempts: int, initial_s: float, max_s: float, rng: random.Random)
 
 def contact_channel(target: dict[str, Any]) -> Channel | None:
     """A channel for a registry contact (escalation to an enterprise's safety officer)."""
-    url = target.get("url")
+    # the URL (a robot's carries its access token) and the signing secret are stored encrypted and
+    # decrypted only here, as they are sent
+    try:
+        url = target.get("url") or secretbox.decrypt_optional(target.get("url_enc"))
+        secret = target.get("secret") or secretbox.decrypt_optional(target.get("secret_enc"))
+    except secretbox.SecretKeyError as exc:
+        log.error("contact %s: %s", target.get("role"), exc)
+        return None
     if target.get("type") == "dingtalk" and url:
-        # the signing secret is stored encrypted and decrypted only here, as it is sent
-        try:
-            secret = target.get("secret") or secretbox.decrypt_optional(target.get("secret_enc"))
-        except secretbox.SecretKeyError as exc:
-            log.error("contact %s: %s", target.get("role"), exc)
-            return None
         return DingTalkChannel(name="contact", url=url, secret=secret)
     if target.get("type") == "wecom" and url:
         return WeComChannel(name="contact", url=url)

@@ -319,7 +319,7 @@ class AlertsService:
                                        self.policy.language, now_us, escalation=esc)
                 outbox.extend(notify.rows_for_receiver(receiver, base, payload, [a], False, lambda _a: []))
             elif t.contact is not None:
-                key = f"{base}:contact:{t.contact['url']}"
+                key = f"{base}:contact:{t.contact['url_sha256'][:16]}"
                 payload = notify.build("escalation", key, f"enterprise:{a.enterprise}", [a], registry, self.grader,
                                        self.policy.language, now_us, escalation=esc)
                 outbox.append(NewNotification(

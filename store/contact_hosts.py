@@ -36,7 +36,7 @@ def _log_refused(enterprise: str, host: str) -> None:
 
 async def escalation_contacts(conn: asyncpg.Connection, enterprise: str) -> list[dict]:
     """The enterprise's contacts that escalation may send to: ``role``, ``name``, ``webhook`` (the
-    URL, decrypted), ``secret_enc``. Contacts of hosts not approved are left out (and logged)."""
+    URL, decrypted), ``webhook_enc`` (as stored), ``secret_enc``. Contacts of hosts not approved are left out (and logged)."""
     raw = await conn.fetchval("SELECT contacts::text FROM enterprises WHERE id = $1", enterprise)
     contacts = json.loads(raw or "[]")
     hosts = {c.get("webhook_host") or (urlsplit(c.get("webhook") or "").hostname or "").lower() for c in contacts}
@@ -52,7 +52,8 @@ async def escalation_contacts(conn: asyncpg.Connection, enterprise: str) -> list
             _log_refused(enterprise, host)
             continue
         out.append({"role": c.get("role"), "name": c.get("name"), "webhook": url,
-                    "secret_enc": c.get("secret_enc"), "secret": c.get("secret")})
+                    "webhook_enc": c.get("webhook_enc"), "secret_enc": c.get("secret_enc"),
+                    "secret": c.get("secret")})
     return out
 
 

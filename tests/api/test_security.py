@@ -212,6 +212,10 @@ def test_escalation_sends_to_approved_hosts_only(server, client, keys, seeded, s
     [c] = server.call(targets)
     ch = contact_channel({"type": "dingtalk", "url": c["webhook"], "secret_enc": c["secret_enc"]})
     assert ch.secret == SIGNING and ch.url == "http://127.0.0.1:9/internal"
+    # what the outbox keeps: the URL only encrypted, as stored; decrypted as it is sent
+    assert "127.0.0.1" not in c["webhook_enc"]
+    ch = contact_channel({"type": "dingtalk", "url_enc": c["webhook_enc"], "secret_enc": c["secret_enc"]})
+    assert ch.secret == SIGNING and ch.url == "http://127.0.0.1:9/internal"
     assert client.delete("/api/v1/webhook-hosts/127.0.0.1", headers=auth(keys["province"])).status_code == 200
     assert server.call(targets) == []
 
