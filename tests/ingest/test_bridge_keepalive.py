@@ -22,14 +22,14 @@ CREDIT = 50
 BACKLOG = 3_000
 
 
-def _bridge(port: int, client_id: str) -> MqttBridge:
-    return MqttBridge(MqttEndpoint.parse(f"mqtt://127.0.0.1:{port}"), client_id, ["yj/v1/+/+/up"],
+def _bridge(broker, client_id: str) -> MqttBridge:
+    return MqttBridge(MqttEndpoint.parse(broker.url), client_id, ["yj/v1/+/+/up"],
                       session_expiry_s=600, receive_maximum=CREDIT, keepalive_s=KEEPALIVE_S)
 
 
 async def test_connection_survives_slow_drain_then_a_long_hold_then_the_rest(broker):
     client_id = f"yj-ka-{uuid.uuid4().hex[:6]}"
-    first = _bridge(broker.port, client_id)
+    first = _bridge(broker, client_id)
     first.start()
     await first.wait_subscribed(10)
     first.stop()
@@ -38,7 +38,7 @@ async def test_connection_survives_slow_drain_then_a_long_hold_then_the_rest(bro
     await asyncio.to_thread(pub.wait_acked)
     pub.close()
 
-    bridge = _bridge(broker.port, client_id)
+    bridge = _bridge(broker, client_id)
     bridge.start()
     await bridge.wait_subscribed(10)
     got: list[bytes] = []

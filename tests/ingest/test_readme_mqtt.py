@@ -66,4 +66,4 @@ async def test_the_readmes_mqtt_commands_work_as_written(db, db_url, broker, tmp
         finally:
             sub.terminate()
             sub.wait(10)
-    assert "yujing.alert/1" in lines[0] and "CH4-0101" in lines[0], lines
+    assert "yujing.alert/2" in lines[0] and "CH4-0101" in lines[0], lines

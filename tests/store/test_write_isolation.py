@@ -27,10 +27,20 @@ sensors:     [{id: S1, gateway: G1, kind: methane}, {id: S2, gateway: G1, kind: 
 """
 
 
+async def _as_owner(admin_db_url: str, sql: str) -> None:
+    """A constraint the database refuses rows with: only the table's owner (or a superuser) adds it;
+    the service's role cannot."""
+    conn = await asyncpg.connect(admin_db_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
-async def pool(db_url, db):
+async def pool(db_url, db, admin_db_url):
     await import_registry(db, parse_registry_file(REGISTRY))
-    await db.execute(f"ALTER TABLE readings ADD CONSTRAINT refuse_poison CHECK (value <> {POISON})")
+    await _as_owner(admin_db_url, f"ALTER TABLE readings ADD CONSTRAINT refuse_poison CHECK (value <> {POISON})")
     p = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
     yield p
     await p.close()
@@ -84,8 +94,8 @@ def rejected(detail: str, gateway: str = "G1", sensor: str = "X", received_us: i
                                 {RejectReason.UNKNOWN_SENSOR: 3}, 5, detail)
 
 
-async def test_dead_letter_insert_bisects_and_keeps_the_counts_of_a_refused_row(pool, db):
-    await db.execute("ALTER TABLE dead_letters ADD CONSTRAINT refuse_poison CHECK (detail NOT LIKE '%poison%')")
+async def test_dead_letter_insert_bisects_and_keeps_the_counts_of_a_refused_row(pool, db, admin_db_url):
+    await _as_owner(admin_db_url, "ALTER TABLE dead_letters ADD CONSTRAINT refuse_poison CHECK (detail NOT LIKE '%poison%')")
     dead = [rejected("fine"), rejected("poison here"), rejected("also fine", sensor="\ud800\x00")]
     result = await ReadingWriter(pool).write(batch([1], [T0], [1.0], rejected=dead))
     assert result.dead_letters == 3 and result.inserted == 1
