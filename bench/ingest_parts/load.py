@@ -17,6 +17,7 @@ import numpy as np
 from domain.codec import encode_batch
 from domain.topics import up_topic
 from tests.support.services import tools_login
+from tests.support.mqtt_packets import remaining_length
 
 GATEWAYS = 1000
 SENSORS_PER_GATEWAY = 50
@@ -55,7 +56,7 @@ class RawPublisher:
         # Clean session, with the test broker's tools login (username and password flags).
         fields = [client_id.encode(), *(x.encode() for x in tools_login(port))]
         body = b"\x00\x04MQTT\x04\xc2\x00\x3c" + b"".join(len(f).to_bytes(2, "big") + f for f in fields)
-        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        self.sock.sendall(b"\x10" + remaining_length(len(body)) + body)
         if self._recv_exact(4)[:1] != b"\x20":
             raise RuntimeError("broker refused the connection")
         self.acked = 0
@@ -98,7 +99,7 @@ class RawPublisher:
     def publish(self, topic: bytes, payload: bytes) -> None:
         self._mid = self._mid % 65535 + 1
         head = len(topic).to_bytes(2, "big") + topic + self._mid.to_bytes(2, "big")
-        self._out.append(b"\x32" + _varint(len(head) + len(payload)) + head + payload)
+        self._out.append(b"\x32" + remaining_length(len(head) + len(payload)) + head + payload)
         self.sent += 1
         if len(self._out) >= 32:
             self.flush()
@@ -112,15 +113,6 @@ class RawPublisher:
         self.flush()
         self.sock.sendall(b"\xe0\x00")  # DISCONNECT
         self.sock.close()
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def publish_process(port: int, gateways: list[tuple[str, str]], per_message: int, rate_msgs_s: float,

@@ -17,15 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.read_ahead import ReadAhead
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from tests.support.mqtt_packets import remaining_length
 
 
 def publish_packet(topic: str, payload: bytes, qos: int, mid: int, retain: bool, with_props: bool) -> bytes:
@@ -35,7 +27,7 @@ def publish_packet(topic: str, payload: bytes, qos: int, mid: int, retain: bool,
         props.ContentType = "application/json"
     t = topic.encode()
     body = len(t).to_bytes(2, "big") + t + (mid.to_bytes(2, "big") if qos else b"") + props.pack() + payload
-    return bytes([0x30 | (qos << 1) | int(retain)]) + _varint(len(body)) + body
+    return bytes([0x30 | (qos << 1) | int(retain)]) + remaining_length(len(body)) + body
 
 
 packets = st.one_of(
