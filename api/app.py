@@ -35,7 +35,8 @@ from api.routes import (
     gateway_credentials,
     live,
     ops,
-    registry,
+    registry_entries,
+    registry_import,
     riskmap,
     telemetry,
     webhook_hosts,
@@ -97,11 +98,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.keys = KeyStore(ctx.pool)
     app.state.limiter = RateLimiter()
     app.state.tickets = TicketBook()
-    app.state.import_slots = asyncio.Semaphore(1)  # registry files parsed at once (api.routes.registry)
+    app.state.import_slots = asyncio.Semaphore(1)  # registry files parsed at once (api.routes.registry_import)
     app.state.live_sessions = LiveSessions(ctx.pool)
     guard = ctx.settings.guard
     app.state.auth_throttle = FailureThrottle(guard.auth_failures_burst, guard.auth_failures_per_s)
-    for r in (ops.router, registry.router, gateway_credentials.router, telemetry.router, alerting.router,
+    for r in (ops.router, registry_entries.router, registry_import.router, gateway_credentials.router, telemetry.router, alerting.router,
               riskmap.router, live.router, webhook_hosts.router, dashboard.router, docs.router):
         app.include_router(r)
     app.add_middleware(Guard, keys=lambda: app.state.keys, throttle=app.state.auth_throttle, settings=guard)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from fastapi import HTTPException, Request, WebSocket
 from api.context import ApiContext
 from api.keys import ApiKey, KeyStore
 from api.ratelimit import RateLimiter
+from store.write_audit import record_write
 
 HEADER = "X-API-Key"
 
@@ -110,8 +110,4 @@ async def audit(conn: asyncpg.Connection, key: ApiKey, action: str, target: str,
     never recorded (:func:`api.redact.scrub_secrets`)."""
     from api.redact import scrub_secrets
 
-    detail = scrub_secrets(detail or {})
-    await conn.execute(
-        "INSERT INTO api_write_audit (key_id, action, target, detail) VALUES ($1, $2, $3, $4::text::jsonb)",
-        key.id, action, target, json.dumps(detail or {}, ensure_ascii=False, default=str),
-    )
+    await record_write(conn, key.id, action, target, scrub_secrets(detail or {}) or {})

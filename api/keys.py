@@ -18,6 +18,7 @@ import time
 import asyncpg
 
 from api.scope import Scope
+from store import api_keys
 
 KEY_PREFIX = "yj_"
 PREFIX_CHARS = 11
@@ -66,21 +67,15 @@ async def create_key(conn: asyncpg.Connection, scope: Scope, name: str | None = 
         raise AdminScopeError("only a province key can be an administrator")
     plain = new_key()
     prefix = plain[:PREFIX_CHARS]
-    row = await conn.fetchrow(
-        """INSERT INTO api_keys (prefix, key_sha256, name, scope_kind, scope_id, rate_per_s, burst, admin,
-                                  live_sessions)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
-        prefix, hash_key(plain), name or f"{scope}", scope.kind, scope.id, rate_per_s, burst, admin, live_sessions,
+    key_id = await api_keys.insert_key(
+        conn, prefix=prefix, key_sha256=hash_key(plain), name=name or f"{scope}", scope_kind=scope.kind,
+        scope_id=scope.id, rate_per_s=rate_per_s, burst=burst, admin=admin, live_sessions=live_sessions,
     )
-    return plain, ApiKey(row["id"], prefix, name or f"{scope}", scope, rate_per_s, burst, admin, live_sessions,
+    return plain, ApiKey(key_id, prefix, name or f"{scope}", scope, rate_per_s, burst, admin, live_sessions,
                          hash_key(plain))
 
 
-async def revoke_key(conn: asyncpg.Connection, key_id: int) -> bool:
-    """Revoke a live key; False when there is no such key or it was revoked already."""
-    return await conn.fetchval(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING true", key_id
-    ) is not None
+revoke_key = api_keys.revoke_key
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,9 +92,7 @@ class KeyInfo:
 
 
 async def list_keys(conn: asyncpg.Connection, *, include_revoked: bool = True) -> list[KeyInfo]:
-    rows = await conn.fetch(
-        """SELECT id, prefix, name, scope_kind, scope_id, created_at, last_used_at, revoked_at FROM api_keys
-           WHERE $1 OR revoked_at IS NULL ORDER BY id""", include_revoked)
+    rows = await api_keys.key_rows(conn, include_revoked=include_revoked)
     return [KeyInfo(r["id"], r["prefix"], r["name"], Scope(r["scope_kind"], r["scope_id"]), r["created_at"],
                     r["last_used_at"], r["revoked_at"]) for r in rows]
 
@@ -123,12 +116,7 @@ class KeyStore:
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self._pool.acquire(timeout=10) as conn:
-            row = await conn.fetchrow(
-                """UPDATE api_keys SET last_used_at = now() WHERE key_sha256 = $1 AND revoked_at IS NULL
-                   RETURNING id, prefix, name, scope_kind, scope_id, rate_per_s, burst, admin, live_sessions""",
-                digest, timeout=10,
-            )
+        row = await api_keys.use_key(self._pool, digest)
         key = None if row is None else ApiKey(
             row["id"], row["prefix"], row["name"], Scope(row["scope_kind"], row["scope_id"]),
             float(row["rate_per_s"]), int(row["burst"]), row["admin"], int(row["live_sessions"]), digest,

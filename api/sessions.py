@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import asyncpg
 
 from api.keys import ApiKey
+from store.api_keys import unrevoked_digests
 
 log = logging.getLogger("yujing.api.live")
 
@@ -62,10 +63,7 @@ class LiveSessions:
                 if self._clock() - self._checked_at >= CHECK_S:
                     digests = list(self._digests)
                     try:
-                        async with self._pool.acquire(timeout=10) as conn:
-                            rows = await conn.fetch("SELECT key_sha256 FROM api_keys WHERE key_sha256 = "
-                                                    "ANY($1::text[]) AND revoked_at IS NULL", digests, timeout=10)
-                        self._valid = {r[0] for r in rows}
+                        self._valid = await unrevoked_digests(self._pool, digests)
                     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                         log.warning("live sessions: cannot check for revoked keys (%s); checking again in %g s",
                                     type(exc).__name__, CHECK_S)

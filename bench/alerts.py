@@ -43,7 +43,7 @@ import yaml  # noqa: E402
 
 from simulators.load import PROBE_ENTERPRISE, Probe, load_fleet, load_registry_document  # noqa: E402
 from store.migrate import apply_migrations, chunk_interval_s, set_chunk_interval  # noqa: E402
-from store.registry import import_registry  # noqa: E402
+from store.registry_records import import_registry  # noqa: E402
 from store.registry_file import parse_registry_file  # noqa: E402
 from tests.alerts.support import Receiver, policy_doc  # noqa: E402
 from tests.support.postgres import PrivateCluster  # noqa: E402

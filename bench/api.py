@@ -103,7 +103,7 @@ async def load(db_url: str, total_rows: int, other_sensors: int) -> tuple[int, l
 async def query_alone(db_url: str, target: int, others: list[int], show_plan: bool) -> None:
     """The queries alone, through asyncpg: the issue's target (p99 < 50 ms, plan reads the rollup)."""
     from api.context import POOL_SERVER_SETTINGS
-    from api.routes.telemetry import LATEST_COLUMNS, LATEST_JOIN, LATEST_TAIL_S, aggregate_sql
+    from store.telemetry import LATEST_COLUMNS, LATEST_JOIN, LATEST_TAIL_S, aggregate_sql
 
     conn = await asyncpg.connect(db_url, server_settings=POOL_SERVER_SETTINGS)  # as the API's pool
     try:
@@ -376,7 +376,7 @@ def service_live(args) -> None:
 
     from bench import ingest as ib
     from store.migrate import apply_migrations, chunk_interval_s, set_chunk_interval
-    from store.registry import import_registry
+    from store.registry_records import import_registry
     from store.registry_file import parse_registry_file
     from tests.support.postgres import PrivateCluster
 

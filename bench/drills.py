@@ -40,7 +40,7 @@ import asyncpg  # noqa: E402
 from bench.ingest import ServiceUnderTest  # noqa: E402
 from simulators import build_fleet, load_preset, load_scenario, scenario_names, write_registry  # noqa: E402
 from simulators.drill import FALSE_ALARMS_PER_1000H_TARGET, DrillOptions, DrillReport, run_drill  # noqa: E402
-from store.registry import import_registry  # noqa: E402
+from store.registry_records import import_registry  # noqa: E402
 from store.registry_file import parse_registry_file  # noqa: E402
 from tests.support import services  # noqa: E402
 

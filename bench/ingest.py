@@ -49,7 +49,7 @@ from bench.ingest_parts.service import (  # noqa: E402, F401 (re-exported for be
     ServiceUnderTest, broker_queue_sampler, committed, count_rows, lag_percentiles, reset, wait_all_stored,
 )
 from store.migrate import apply_migrations, chunk_interval_s, set_chunk_interval  # noqa: E402
-from store.registry import import_registry  # noqa: E402
+from store.registry_records import import_registry  # noqa: E402
 from store.registry_file import parse_registry_file  # noqa: E402
 from tests.support.postgres import PrivateCluster  # noqa: E402
 from tests.support.services import Broker  # noqa: E402, F401

@@ -1,7 +1,7 @@
 """A read-only snapshot of the registry, as columns indexed by dense ids.
 
 The collector, the detectors and the alerts stage all work from one snapshot; ``store`` loads it
-(``store.registry.load_snapshot``) and reloads it when the registry changes. Dense ids are the
+(``store.registry_records.load_snapshot``) and reloads it when the registry changes. Dense ids are the
 database's integer keys (``sensors.id``, ``gateways.id``, ``zones.id``); arrays are sized
 ``max id + 1`` so an id indexes them directly; index 0 and unused ids are inactive padding.
 """

@@ -71,7 +71,7 @@ def write_registry(fleet: Fleet, path: Path) -> None:
 
 
 def registry_snapshot(fleet: Fleet, retention_days: float = 92.0) -> RegistrySnapshot:
-    """The snapshot ``store.registry.load_snapshot`` would read after importing the fleet's
+    """The snapshot ``store.registry_records.load_snapshot`` would read after importing the fleet's
     registry file, built in memory (offline replays: no database). Dense ids follow the file's
     order from 1: gateways, zones and sensors as :func:`registry_document` lists them."""
     doc = registry_document(fleet)

@@ -2,7 +2,7 @@
 
 ``parse_registry_file`` is pure: it returns validated entries or raises :class:`RegistryFileError`
 naming the wrong entry. Cross-references to rows already in the database are checked by
-``store.registry.import_registry`` inside its transaction.
+``store.registry_records.import_registry`` inside its transaction.
 
 Hostile files (issue 12): YAML aliases are refused (an alias bomb of a few hundred bytes expands
 to gigabytes; without aliases a document has at most as many nodes as it has bytes), no entry

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import asyncpg
 
 from domain.registry import RegistrySnapshot
-from store.registry import load_snapshot, registry_version
+from store.registry_records import load_snapshot, registry_version
 
 log = logging.getLogger(__name__)
 

@@ -52,3 +52,9 @@ async def service_role_problems(conn: asyncpg.Connection) -> list[str]:
     if row["bypass"] and not row["super"]:
         problems.append(f"{row['who']} bypasses row-level security")
     return problems
+
+
+async def current_role(conn: asyncpg.Connection) -> tuple[str, bool]:
+    """The connection's role name, and whether it is a superuser."""
+    who, superuser = await conn.fetchrow("SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user")
+    return who, superuser

@@ -92,14 +92,14 @@ def migrate(config: ConfigOption = None) -> None:
 
     async def main() -> None:
         from store.migrate import apply_migrations, chunk_interval_s, set_chunk_interval
+        from store.roles import current_role
 
         conn = await _connect(settings, migrate=True)
         try:
             applied = await apply_migrations(conn)
             interval = chunk_interval_s(settings.ingest.expected_rate, settings.ingest.chunk_target_rows)
             await set_chunk_interval(conn, interval)
-            who, superuser = await conn.fetchrow(
-                "SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user")
+            who, superuser = await current_role(conn)
         finally:
             await conn.close()
         if superuser:
@@ -146,7 +146,7 @@ def registry_import(
     settings = _settings(config)
 
     async def main() -> None:
-        from store.registry import import_registry
+        from store.registry_records import import_registry
         from store.registry_file import parse_registry_file
 
         registry = parse_registry_file(file.read_text(encoding="utf-8"))

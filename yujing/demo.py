@@ -24,7 +24,7 @@ from simulators import (
     scenario_names,
 )
 from store.migrate import apply_migrations
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_document
 from yujing.service import Service
 from yujing.settings import Settings

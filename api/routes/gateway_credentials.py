@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from api.auth import audit, require_key, writing
 from api.keys import ApiKey
 from store.gateway_credentials import CredentialError, issue_credentials, revoke_credentials
+from store.registry_records import gateway_in_scope
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["registry"])
 
@@ -25,9 +26,7 @@ class IssueRequest(BaseModel):
 
 
 async def _gateway(conn, key: ApiKey, gateway_id: int) -> tuple[str, str]:
-    args: list = [gateway_id]
-    in_scope = key.scope.enterprise_sql("t.enterprise", args)
-    row = await conn.fetchrow(f"SELECT t.enterprise, t.code FROM gateways t WHERE t.id = $1 AND {in_scope}", *args)
+    row = await gateway_in_scope(conn, key.scope.enterprise_sql, gateway_id)
     if row is None:
         raise HTTPException(404, f"gateway {gateway_id} not found")
     return row["enterprise"], row["code"]

@@ -29,6 +29,7 @@ from api.auth import check_rate, redeem_ticket, require_key, require_ticket
 from api.keys import ApiKey
 from api.live import Closed, ReadingClient
 from api.sessions import CHECK_S, LiveSessions, TooManySessions
+from store.registry_records.scoped import active_sensor_ids
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 
@@ -77,29 +78,13 @@ class Subscription:
 
 
 async def _sensors(ctx, key: ApiKey, sub: Subscription) -> list[int]:
-    args: list = []
-    where = [key.scope.enterprise_sql("s.enterprise", args), "s.active"]
-    wanted = []
-    if sub.sensors:
-        args.append(sub.sensors)
-        wanted.append(f"s.id = ANY(${len(args)}::int[])")
-    if sub.enterprises:
-        args.append(sub.enterprises)
-        wanted.append(f"s.enterprise = ANY(${len(args)}::text[])")
-    if sub.regions:
-        args.append(sub.regions)
-        wanted.append(f"s.enterprise IN (SELECT e.id FROM enterprises e WHERE e.region IN "
-                      f"(SELECT api_region_subtree(r) FROM unnest(${len(args)}::text[]) r))")
-    if wanted:
-        where.append("(" + " OR ".join(wanted) + ")")
     cap = ctx.settings.live_max_sensors
-    args.append(cap + 1)
     async with ctx.pool.acquire(timeout=10) as conn:
-        rows = await conn.fetch(f"SELECT s.id FROM sensors s WHERE {' AND '.join(where)} ORDER BY s.id "
-                                f"LIMIT ${len(args)}", *args)
-    if len(rows) > cap:
+        ids = await active_sensor_ids(conn, key.scope.enterprise_sql, sensors=sub.sensors,
+                                      enterprises=sub.enterprises, regions=sub.regions, limit=cap + 1)
+    if len(ids) > cap:
         raise BadSubscription(f"more than {cap} sensors; subscribe to fewer (sensor, enterprise, region)")
-    return [r["id"] for r in rows]
+    return ids
 
 
 def _alert_filter(ctx, key: ApiKey, sub: Subscription):

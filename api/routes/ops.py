@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.keyless import metrics_access
+from store.probe import database_answers
 
 router = APIRouter(tags=["operations"])
 
@@ -29,8 +30,7 @@ async def readyz(request: Request) -> Any:
         facts["service_error"] = str(exc)[:200]
     try:
         async with asyncio.timeout(2.0):
-            async with ctx.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
+            await database_answers(ctx.pool)
         facts["database"] = facts.get("database", True) and True
     except (OSError, TimeoutError, Exception) as exc:  # noqa: BLE001 — any failure means not ready
         facts["database"] = False

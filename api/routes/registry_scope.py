@@ -1,4 +1,4 @@
-"""The registry's writes as a key may make them (issue 12): below the province administrator,
+"""The registry's writes as a key may make them: below the province administrator,
 every region and enterprise named must already exist within the key's scope, and every other
 entry's enterprise too, checked before anything else so that a 404 tells nothing about what
 exists outside the scope; regions and enterprises are created, re-parented and moved by the
@@ -6,8 +6,14 @@ administrator only (403). After the import every entry must still lie in the sco
 
 from api.keys import ApiKey
 from api.scope import Scope
-from store.registry import import_registry
+from store.registry_records import import_registry, visible_ids
+from store.registry_records.scoped import enterprise_places, region_parents
 from store.registry_file import RegistryFile, RegistryFileError, region_level
+
+
+def _in_scope(scope: Scope, section: str):
+    """The scope's condition for a section's keys: region codes or enterprise ids."""
+    return scope.region_sql if section == "regions" else scope.enterprise_sql
 
 
 class OutOfScope(LookupError):
@@ -29,28 +35,16 @@ async def _outside(conn, scope: Scope, reg: RegistryFile) -> str | None:
         if not keys:
             continue
         if section in ("regions", "enterprises"):
-            visible = await visible_ids(conn, scope, section, keys)
+            visible = await visible_ids(conn, _in_scope(scope, section), section, keys)
             bad = next((k for k in keys if k not in visible), None)
         else:
             enterprises = sorted({e for e, _ in keys if e is not None})
-            visible = await visible_ids(conn, scope, "enterprises", enterprises)
+            visible = await visible_ids(conn, scope.enterprise_sql, "enterprises", enterprises)
             bad = next((e for e, _ in keys if e not in visible), None)
             section = f"{section} of enterprise"
         if bad is not None:
             return f"{section} {bad}"
     return None
-
-
-async def visible_ids(conn, scope: Scope, section: str, keys: list[str]) -> set[str]:
-    """Those of ``keys`` (region codes or enterprise ids) that exist within the scope."""
-    if not keys:
-        return set()
-    args: list = [keys]
-    if section == "regions":
-        sql = f"SELECT t.code FROM regions t WHERE t.code = ANY($1::text[]) AND {scope.region_sql('t.code', args)}"
-    else:
-        sql = f"SELECT t.id FROM enterprises t WHERE t.id = ANY($1::text[]) AND {scope.enterprise_sql('t.id', args)}"
-    return {r[0] for r in await conn.fetch(sql, *args)}
 
 
 _LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
@@ -97,7 +91,7 @@ async def _checked_for(conn, key: ApiKey, reg: RegistryFile) -> RegistryFile:
     if not scope.province and any(s.enterprise is None for s in reg.sensors):
         raise RegistryFileError("sensors: give each entry's enterprise (keys scoped below the province must)")
     for section, keys in (("regions", codes), ("enterprises", ids), ("enterprises", owners)):
-        visible = await visible_ids(conn, scope, section, keys)
+        visible = await visible_ids(conn, _in_scope(scope, section), section, keys)
         missing = next((k for k in keys if k not in visible), None)
         if missing is None:
             continue
@@ -106,15 +100,13 @@ async def _checked_for(conn, key: ApiKey, reg: RegistryFile) -> RegistryFile:
         if scope.province:
             continue  # a child of an enterprise that does not exist: the import names it (422)
         raise OutOfScope(f"{section} {missing} not found in this key's scope")
-    parents = {r["code"]: r["parent"] for r in await conn.fetch(
-        "SELECT code, parent FROM regions WHERE code = ANY($1::text[])", codes)} if codes else {}
+    parents = await region_parents(conn, codes)
     regions = []
     for r in reg.regions:
         if r.parent is not None and r.parent != parents[r.code]:
             raise Forbidden(f"only a province administrator changes a region's parent ({r.code})")
         regions.append(r.model_copy(update={"parent": parents[r.code]}))
-    current = {r["id"]: r for r in await conn.fetch(
-        "SELECT id, region, risk_colour FROM enterprises WHERE id = ANY($1::text[])", ids)} if ids else {}
+    current = await enterprise_places(conn, ids)
     for e in reg.enterprises:
         if e.region != current[e.id]["region"]:
             raise Forbidden(f"only a province administrator moves an enterprise to another region ({e.id})")

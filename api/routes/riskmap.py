@@ -6,16 +6,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from alerts import places
+from alerts import open_by_place, places
 from alerts.colours import Colour
-from alerts.lifecycle import OPEN_STATES
 from api.auth import reading, require_key
 from api.keys import ApiKey
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["risk map"])
-
-_OPEN = sorted(s.value for s in OPEN_STATES)
-
 
 def _zero() -> dict[str, int]:
     return {c.id: 0 for c in Colour}
@@ -40,16 +36,8 @@ async def riskmap(
         else:
             regions = []
             enterprises = await places.enterprise_colours(conn, [scope.id])
-        args: list = [_OPEN]
-        inside = scope.enterprise_sql("a.enterprise", args)
-        by_enterprise = await conn.fetch(
-            f"""SELECT a.enterprise AS place, a.grade, count(*) AS n FROM alerts a
-                WHERE a.state = ANY($1::text[]) AND {inside} GROUP BY 1, 2""", *args)
-        args = [_OPEN]
-        inside = scope.enterprise_sql("a.enterprise", args)
-        by_region = await conn.fetch(
-            f"""SELECT r AS place, a.grade, count(*) AS n FROM alerts a, unnest(a.regions) r
-                WHERE a.state = ANY($1::text[]) AND {inside} GROUP BY 1, 2""", *args)
+        by_enterprise = await open_by_place.open_by_enterprise(conn, scope.enterprise_sql)
+        by_region = await open_by_place.open_by_region(conn, scope.enterprise_sql)
 
     def counts(rows) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}

@@ -16,6 +16,8 @@ from api.context import MAX_LIST_LIMIT
 from api.fastjson import FastJSON
 from api.keys import ApiKey
 from domain.catalog import effective_setpoints
+from store import registry_records, telemetry
+from store.telemetry import LATEST_TAIL_S, aggregate_source
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["telemetry"])
 
@@ -28,33 +30,6 @@ RAW_BUCKET_MAX_RANGE = dt.timedelta(days=2)  # sub-minute buckets read raw rows:
 _BUCKET = re.compile(r"^([1-9][0-9]{0,5})(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-# The rollup a bucket width reads: whole hours from the hour rollup, whole minutes from the
-# minute rollup, anything finer from the raw readings.
-AGG_ROLLUP_SQL = """
-    SELECT time_bucket($2::interval, bucket) AS bucket, min(min) AS min, max(max) AS max,
-           sum(sum) / sum(count) AS avg, last(last_value, last_ts) AS last, sum(count)::bigint AS count
-    FROM {table}
-    WHERE sensor = $1 AND bucket >= time_bucket($2::interval, $3::timestamptz) AND bucket < $4
-    GROUP BY 1 ORDER BY 1"""
-AGG_RAW_SQL = """
-    SELECT time_bucket($2::interval, ts) AS bucket, min(value) AS min, max(value) AS max,
-           avg(value) AS avg, last(value, ts) AS last, count(*) AS count
-    FROM readings
-    WHERE sensor = $1 AND ts >= time_bucket($2::interval, $3::timestamptz) AND ts < $4
-    GROUP BY 1 ORDER BY 1"""
-
-# Latest values: each sensor's row in sensor_latest (kept by the rollup worker, which trails ingest
-# by about a minute), overtaken by its newest raw reading of the last LATEST_TAIL_S if there is
-# one — an index probe into the newest chunk or two, never a walk over the hypertable.
-LATEST_TAIL_S = 300.0
-LATEST_JOIN = """
-    LEFT JOIN sensor_latest l ON l.sensor = s.id
-    LEFT JOIN LATERAL (SELECT ts, value, quality FROM readings
-                       WHERE sensor = s.id AND ts >= {since} ORDER BY ts DESC LIMIT 1) t ON true"""
-LATEST_COLUMNS = """
-    CASE WHEN t.ts IS NULL THEN l.ts ELSE t.ts END AS ts,
-    CASE WHEN t.ts IS NULL THEN l.value ELSE t.value END AS value,
-    CASE WHEN t.ts IS NULL THEN l.quality ELSE t.quality END AS quality"""
 LATEST_DESCRIPTION = ("The newest committed reading: exact for sensors that reported in the last 5 minutes; for "
                       "others, as of the rollups, which trail ingest by about a minute. Live values: the WebSocket.")
 
@@ -92,13 +67,7 @@ def parse_bucket(text: str) -> int:
 
 
 async def sensor_in_scope(conn, key: ApiKey, sensor_id: int):
-    args: list = [sensor_id]
-    row = await conn.fetchrow(
-        f"""SELECT s.id, s.enterprise, s.code, s.kind, s.unit, s.location, s.location_class,
-                   s.setpoints::text AS setpoints, s.range_min, s.range_max, s.active
-            FROM sensors s WHERE s.id = $1 AND {key.scope.enterprise_sql('s.enterprise', args)}""",
-        *args,
-    )
+    row = await registry_records.sensor_in_scope(conn, key.scope.enterprise_sql, sensor_id)
     if row is None:
         raise HTTPException(404, f"sensor {sensor_id} not found")
     return row
@@ -131,24 +100,12 @@ async def latest(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     key: ApiKey = request.state.key
-    args: list = []
-    where = [key.scope.enterprise_sql("s.enterprise", args)]
-    if enterprise is not None:
-        args.append(enterprise)
-        where.append(f"s.enterprise = ${len(args)}")
-    if sensor:
-        if any(not 0 < s <= INT4_MAX for s in sensor):
-            raise HTTPException(422, "sensor ids are positive 32-bit integers")
-        args.append(sensor)
-        where.append(f"s.id = ANY(${len(args)}::int[])")
-    args += [_tail_start(request), limit, offset]
+    if sensor and any(not 0 < s <= INT4_MAX for s in sensor):
+        raise HTTPException(422, "sensor ids are positive 32-bit integers")
     async with reading(request) as conn:
-        rows = await conn.fetch(
-            f"""SELECT s.id AS sensor, s.enterprise, s.code, s.kind, s.unit, {LATEST_COLUMNS}
-                FROM sensors s {LATEST_JOIN.format(since=f"${len(args) - 2}")}
-                WHERE {' AND '.join(where)} ORDER BY s.id LIMIT ${len(args) - 1} OFFSET ${len(args)}""",
-            *args,
-        )
+        rows = await telemetry.latest_of_sensors(conn, key.scope.enterprise_sql, enterprise=enterprise,
+                                                 sensors=sensor, tail_start=_tail_start(request), limit=limit,
+                                                 offset=offset)
     return FastJSON([{"sensor": r[0], "enterprise": r[1], "code": r[2], "kind": r[3], "unit": r[4],
                       "ts": _iso(r[5]), "value": r[6], "quality": r[7]} for r in rows])
 
@@ -158,8 +115,7 @@ async def latest(
 async def sensor_latest(request: Request, sensor_id: SensorId) -> dict[str, Any]:
     async with reading(request) as conn:
         s = await sensor_in_scope(conn, request.state.key, sensor_id)
-        r = await conn.fetchrow(f"SELECT {LATEST_COLUMNS} FROM sensors s {LATEST_JOIN.format(since='$2')}"
-                                " WHERE s.id = $1", sensor_id, _tail_start(request))
+        r = await telemetry.latest_of_sensor(conn, sensor_id, _tail_start(request))
     return {"sensor": s["id"], "enterprise": s["enterprise"], "code": s["code"], "kind": s["kind"],
             "unit": s["unit"], "ts": _iso(r["ts"]), "value": _num(r["value"]), "quality": r["quality"]}
 
@@ -194,11 +150,8 @@ async def readings(
     limit = min(limit or ctx.settings.max_raw_rows, ctx.settings.max_raw_rows)
     async with reading(request) as conn:
         await sensor_in_scope(conn, request.state.key, sensor_id)
-        rows = await conn.fetch(
-            "SELECT ts, value, quality, device_ts FROM readings WHERE sensor = $1 AND ts >= $2 AND ts < $3"
-            " ORDER BY ts LIMIT $4", sensor_id, start, end, limit,
-            timeout=ctx.settings.statement_timeout_s,
-        )
+        rows = await telemetry.raw_readings(conn, sensor_id, start, end, limit=limit,
+                                            timeout_s=ctx.settings.statement_timeout_s)
     if format == "csv":
         return _csv(["ts", "value", "quality", "device_ts"],
                     [[r["ts"].isoformat(), repr(r["value"]), r["quality"], _iso(r["device_ts"]) or ""] for r in rows],
@@ -207,20 +160,6 @@ async def readings(
         "sensor": sensor_id, "start": start.isoformat(), "end": end.isoformat(), "truncated": len(rows) == limit,
         "ts": [r[0].isoformat() for r in rows], "value": [r[1] for r in rows], "quality": [r[2] for r in rows],
     })
-
-
-def aggregate_source(bucket_s: int) -> str:
-    """The table a bucket width reads: ``readings_1h``, ``readings_1m`` or ``readings``."""
-    if bucket_s % 3600 == 0:
-        return "readings_1h"
-    if bucket_s % 60 == 0:
-        return "readings_1m"
-    return "readings"
-
-
-def aggregate_sql(bucket_s: int) -> str:
-    table = aggregate_source(bucket_s)
-    return AGG_RAW_SQL if table == "readings" else AGG_ROLLUP_SQL.format(table=table)
 
 
 @router.get("/sensors/{sensor_id}/aggregates",
@@ -244,8 +183,8 @@ async def aggregates(
         raise HTTPException(422, "buckets finer than a minute are limited to 2-day ranges")
     async with reading(request) as conn:
         await sensor_in_scope(conn, request.state.key, sensor_id)
-        rows = await conn.fetch(aggregate_sql(bucket_s), sensor_id, dt.timedelta(seconds=bucket_s), start, end,
-                                timeout=ctx.settings.statement_timeout_s)
+        rows = await telemetry.aggregates(conn, sensor_id, bucket_s, start, end,
+                                          timeout_s=ctx.settings.statement_timeout_s)
     if format == "csv":
         return _csv(["bucket", "min", "max", "avg", "last", "count"],
                     [[r["bucket"].isoformat(), r["min"], r["max"], r["avg"], r["last"], r["count"]] for r in rows],

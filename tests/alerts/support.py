@@ -99,7 +99,7 @@ async def add_storm_sensors(conn: asyncpg.Connection, n: int, zones: int) -> lis
 
 
 async def load_snapshot(conn: asyncpg.Connection) -> RegistrySnapshot:
-    """A registry snapshot read straight from the tables (as store.registry.load_snapshot does)."""
+    """A registry snapshot read straight from the tables (as store.registry_records.load_snapshot does)."""
     regions = {r["code"]: RegionInfo(r["code"], r["name"], r["parent"], r["level"])
                for r in await conn.fetch("SELECT code, name, parent, level FROM regions")}
     enterprises = {r["id"]: EnterpriseInfo(r["id"], r["name"], r["region"], r["industry"], r["risk_colour"], r["active"])

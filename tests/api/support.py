@@ -15,7 +15,7 @@ import uvicorn
 from alerts.feed import AlertFeed
 from api import ApiContext, ApiSettings, ReadingHub, Scope, create_app, create_key
 from api.context import POOL_SERVER_SETTINGS, SERVER_OPTIONS, keep_session
-from store.registry import import_registry, load_snapshot
+from store.registry_records import import_registry, load_snapshot
 from store.registry_file import parse_registry_file
 from tests.support.services import free_port
 

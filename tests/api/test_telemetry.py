@@ -11,7 +11,7 @@ import time
 import asyncpg
 import numpy as np
 
-from api.routes.telemetry import aggregate_source, aggregate_sql
+from store.telemetry import aggregate_source, aggregate_sql
 from domain.messages import ReadingBatch
 from store.rollups import rollup_once
 from store.writer import ReadingWriter, WriteBatch

@@ -21,7 +21,7 @@ import pytest
 
 from domain.messages import RawMessage
 from ingest.decode import DecodeLimits, Decoder
-from store.registry import import_registry, load_snapshot
+from store.registry_records import import_registry, load_snapshot
 from store.registry_file import parse_registry_file
 from store.writer import ReadingWriter, WriteBatch
 

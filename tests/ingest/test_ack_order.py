@@ -13,7 +13,7 @@ import asyncpg
 
 from domain.codec import encode_status
 from domain.topics import status_topic
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from store.writer import GATEWAY_LOCK
 from tests.support.fleet import Fleet, now_ms

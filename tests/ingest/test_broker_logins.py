@@ -17,7 +17,7 @@ import httpx
 
 from store.broker_files import BrokerFiles
 from store.gateway_credentials import issue_credentials
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.ingest.test_gateway_auth import NOT_AUTHORIZED, REGISTRY, Client, login_when, pid_file
 from tests.support.running import running_service, service_settings

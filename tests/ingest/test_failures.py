@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from domain.codec import encode_batch
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.support.fleet import Fleet, now_ms, stored
 from tests.support.postgres import PrivateCluster

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from store.broker_files import BrokerFiles, BrokerFilesWriter
 from store.gateway_credentials import issue_credentials, revoke_credentials
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.support.services import COLLECTOR_LOGIN, TOOLS_LOGIN, wait_for
 

@@ -16,7 +16,7 @@ import pytest
 
 from domain.codec import encode_batch
 from domain.topics import up_topic
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.ingest.test_failures import wait_until_subscribed
 from tests.support.fleet import Fleet, now_ms, stored

@@ -11,7 +11,7 @@ import subprocess
 import threading
 
 from store.gateway_credentials import issue_credentials
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.support.running import running_service, service_settings
 from tests.support.services import REPO, wait_for

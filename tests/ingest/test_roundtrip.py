@@ -8,7 +8,7 @@ import json
 
 from domain.codec import encode_batch, encode_status
 from domain.topics import status_topic, up_topic
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.support.fleet import Fleet, now_ms, stored
 from tests.support.publisher import Publisher

@@ -15,7 +15,7 @@ import pytest
 
 from simulators import FleetConfig, build_fleet, load_scenario, write_registry
 from simulators.drill import AlertSeen, DrillOptions, format_report, run_drill, score
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.support.running import running_service, service_settings
 

@@ -25,7 +25,7 @@ from simulators.load import (
     write_outputs,
 )
 from simulators.loadreport import KNEE_COMMITTED_SHARE, Sample, build_report, judge_step, knee_reason
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.support.running import running_service, service_settings
 from tests.support.services import free_port

@@ -77,7 +77,7 @@ async def test_in_memory_snapshot_is_what_the_database_gives_after_import(demo_f
     import numpy as np
 
     from simulators.registry import registry_snapshot
-    from store.registry import import_registry, load_snapshot
+    from store.registry_records import import_registry, load_snapshot
     from store.registry_file import parse_registry_file
 
     path = tmp_path / "registry.yaml"

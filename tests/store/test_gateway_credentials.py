@@ -20,7 +20,7 @@ from store.gateway_credentials import (
     revoke_credentials,
     verify_password,
 )
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 
 REGISTRY = """

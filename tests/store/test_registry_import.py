@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.registry import import_registry, load_snapshot
+from store.registry_records import import_registry, load_snapshot
 from store.registry_file import RegistryFileError, parse_registry_file
 
 MINIMAL = """

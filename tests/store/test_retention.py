@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from domain.messages import ReadingBatch
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from store.retention import apply_retention
 from store.writer import ReadingWriter, WriteBatch

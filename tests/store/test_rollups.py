@@ -13,7 +13,7 @@ import pytest
 
 import store
 from domain.messages import ReadingBatch
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from store.rollups import _ranges, rollup_once, run_rollups
 from store.writer import ReadingWriter, WriteBatch

@@ -14,7 +14,7 @@ import pytest
 
 from domain.messages import ReadingBatch, RefusedReading, Rejected, RejectReason
 from domain.quality import Quality
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from store.writer import ReadingWriter, WriteBatch
 

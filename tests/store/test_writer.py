@@ -11,7 +11,7 @@ import pytest
 from domain.messages import GatewayStatus, ReadingBatch, RefusedReading, Rejected, RejectReason
 from domain.quality import Quality
 from store.copy_format import PG_EPOCH_US
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from store.writer import ReadingWriter, WriteBatch, drop_repeats
 

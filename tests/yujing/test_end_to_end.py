@@ -11,7 +11,7 @@ import yaml
 
 from domain.codec import encode_batch
 from domain.topics import alerts_topic, up_topic
-from store.registry import import_registry
+from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from tests.alerts.support import Receiver, policy_doc
 from tests.support.fleet import now_ms

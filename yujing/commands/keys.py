@@ -19,6 +19,7 @@ import typer
 
 from api.keys import CACHE_S, DEFAULT_BURST, DEFAULT_LIVE_SESSIONS, DEFAULT_RATE_PER_S, KeyInfo, create_key, list_keys, revoke_key
 from api.scope import Scope, ScopeError
+from store.registry_records.entities import ENTITY_TABLES, entry_exists
 
 T = TypeVar("T")
 DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", help="default: YUJING_DATABASE_URL")]
@@ -76,10 +77,9 @@ def create(
         raise typer.Exit(2)
 
     async def work(conn: asyncpg.Connection) -> tuple[str, int]:
-        if parsed.kind == "enterprise":
-            exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM enterprises WHERE id = $1)", parsed.id)
-        elif parsed.id is not None:
-            exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)", parsed.id)
+        if parsed.id is not None:
+            section = "enterprises" if parsed.kind == "enterprise" else "regions"
+            exists = await entry_exists(conn, ENTITY_TABLES[section], None, parsed.id)
         else:
             exists = True
         if not exists:

@@ -1,8 +1,8 @@
-"""The registry in PostgreSQL: import from a file (one transaction) and load snapshots.
+"""The registry's import from a file, in one transaction.
 
-``import_registry`` creates or updates every entry of a :class:`RegistryFile`, reporting what
-changed; any error rolls the whole import back and names the entry. ``load_snapshot`` reads the
-registry into the column form every stage works from (:class:`domain.registry.RegistrySnapshot`).
+:func:`import_registry` creates or updates every entry of a :class:`RegistryFile`, reporting what
+changed, and moves the registry version once if anything did; any error rolls the whole import
+back and names the entry.
 """
 
 from __future__ import annotations
@@ -10,34 +10,17 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
 
 import asyncpg
-import numpy as np
 
 from domain.catalog import check_overrides, get_kind
-from domain.registry import (
-    EnterpriseInfo,
-    GatewayInfo,
-    RegionInfo,
-    RegistrySnapshot,
-    SensorInfo,
-    SensorTable,
-    ZoneInfo,
-)
 from store.contact_hosts import seal_contacts
 from store.registry_file import RegistryFile, RegistryFileError, region_ancestors
+from store.registry_records.upsert import TableChanges, upsert_rows
+from store.registry_records.version import bump_version, registry_version
 from store.secretbox import SecretKeyError
 
-REGISTRY_CHANNEL = "yujing_registry"
 TABLES = ("regions", "enterprises", "zones", "gateways", "sensors", "hazard_sources")
-
-
-@dataclasses.dataclass
-class TableChanges:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
 
 
 @dataclasses.dataclass
@@ -60,54 +43,6 @@ class ImportReport:
         return "; ".join(parts) or "nothing to import"
 
 
-async def _upsert(
-    conn: asyncpg.Connection,
-    table: str,
-    key: Sequence[str],
-    columns: Sequence[tuple[str, str]],
-    rows: list[tuple],
-    changes: TableChanges,
-    returning: str = "id",
-) -> list:
-    """Set-based upsert through unnest; counts created/updated/unchanged rows.
-
-    ``columns`` are (name, SQL array type) pairs, key columns included. Returns ``returning`` of
-    every row, created, updated or not, in input order.
-    """
-    if not rows:
-        return []
-    names = [c for c, _ in columns]
-    cols = list(zip(*rows, strict=True))
-    unnest = ", ".join(f"${i + 1}::{t}[]" for i, (_, t) in enumerate(columns))
-    non_key = [c for c in names if c not in key]
-    set_clause = ", ".join(f"{c} = excluded.{c}" for c in non_key) + ", updated_at = now()"
-    distinct = " OR ".join(f"{table}.{c} IS DISTINCT FROM excluded.{c}" for c in non_key)
-    sql = f"""
-        INSERT INTO {table} ({", ".join(names)})
-        SELECT * FROM unnest({unnest})
-        ON CONFLICT ({", ".join(key)}) DO UPDATE SET {set_clause}
-        WHERE {distinct}
-        RETURNING {", ".join(key)}, (xmax = 0) AS created"""
-    touched = {tuple(r[k] for k in key): r["created"] for r in await conn.fetch(sql, *[list(c) for c in cols])}
-    key_index = [names.index(k) for k in key]
-    for row in rows:
-        state = touched.get(tuple(row[i] for i in key_index))
-        if state is None:
-            changes.unchanged += 1
-        elif state:
-            changes.created += 1
-        else:
-            changes.updated += 1
-    key_cols = ", ".join(key)
-    found = await conn.fetch(
-        f"SELECT {key_cols}, {returning} AS ret FROM {table} WHERE ({key_cols}) IN "
-        f"(SELECT * FROM unnest({', '.join(f'${i + 1}::{columns[names.index(k)][1]}[]' for i, k in enumerate(key))}))",
-        *[list(cols[names.index(k)]) for k in key],
-    )
-    by_key = {tuple(r[k] for k in key): r["ret"] for r in found}
-    return [by_key[tuple(row[i] for i in key_index)] for row in rows]
-
-
 async def import_registry(conn: asyncpg.Connection, registry: RegistryFile) -> ImportReport:
     """Create or update everything in ``registry`` in one transaction."""
     report = ImportReport()
@@ -120,10 +55,9 @@ async def import_registry(conn: asyncpg.Connection, registry: RegistryFile) -> I
         sensor_ids = await _import_sensors(conn, registry, report, zone_ids, gateway_ids)
         await _import_hazard_sources(conn, registry, report, sensor_ids)
         if report.changed:
-            report.version = await conn.fetchval("UPDATE registry_version SET version = version + 1 RETURNING version")
-            await conn.execute("SELECT pg_notify($1, $2)", REGISTRY_CHANNEL, str(report.version))
+            report.version = await bump_version(conn)
         else:
-            report.version = await conn.fetchval("SELECT version FROM registry_version")
+            report.version = await registry_version(conn)
     return report
 
 
@@ -149,7 +83,7 @@ async def _import_regions(conn, registry: RegistryFile, report: ImportReport) ->
     # Parents first: one upsert per level keeps the foreign key satisfied.
     for level in ("province", "city", "county"):
         level_rows = [row for row in rows if row[3] == level]
-        await _upsert(
+        await upsert_rows(
             conn, "regions", ["code"],
             [("code", "text"), ("name", "text"), ("parent", "text"), ("level", "text")],
             level_rows, report.changes["regions"], returning="code",
@@ -173,7 +107,7 @@ async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport
         hosts.update(c["webhook_host"] for c in sealed if c.get("webhook_host"))
         contacts = json.dumps(sealed, ensure_ascii=False)
         rows.append((e.id, e.name, e.region, e.industry.value, e.risk_colour, e.risk_assessed_on, contacts, e.active))
-    await _upsert(
+    await upsert_rows(
         conn, "enterprises", ["id"],
         [("id", "text"), ("name", "text"), ("region", "text"), ("industry", "text"), ("risk_colour", "text"),
          ("risk_assessed_on", "date"), ("contacts", "jsonb"), ("active", "boolean")],
@@ -195,7 +129,7 @@ async def _import_zones(conn, registry: RegistryFile, report: ImportReport) -> d
         if z.enterprise not in enterprises:
             raise RegistryFileError(f"zones[{i}] ({z.id}): enterprise {z.enterprise} is not registered")
         rows.append((z.enterprise, z.id, z.name or z.id, z.kind, z.active))
-    await _upsert(
+    await upsert_rows(
         conn, "zones", ["enterprise", "code"],
         [("enterprise", "text"), ("code", "text"), ("name", "text"), ("kind", "text"), ("active", "boolean")],
         rows, report.changes["zones"],
@@ -236,7 +170,7 @@ async def _import_gateways(conn, registry: RegistryFile, report: ImportReport, z
             if zone is None:
                 raise RegistryFileError(f"gateways[{i}] ({g.id}): zone {g.zone} is not registered in {g.enterprise}")
         rows.append((g.enterprise, g.id, g.name, zone, g.expected_interval_s, g.active))
-    await _upsert(
+    await upsert_rows(
         conn, "gateways", ["enterprise", "code"],
         [("enterprise", "text"), ("code", "text"), ("name", "text"), ("zone", "int"),
          ("expected_interval_s", "real"), ("active", "boolean")],
@@ -287,7 +221,7 @@ async def _import_sensors(conn, registry: RegistryFile, report: ImportReport, zo
             s.expected_interval_s or kind.expected_interval_s, lo, hi,
             json.dumps(s.setpoints, sort_keys=True), s.active,
         ))
-    await _upsert(
+    await upsert_rows(
         conn, "sensors", ["enterprise", "code"],
         [("enterprise", "text"), ("code", "text"), ("gateway", "int"), ("zone", "int"), ("kind", "text"),
          ("unit", "text"), ("location", "text"), ("location_class", "text"), ("expected_interval_s", "real"),
@@ -307,7 +241,7 @@ async def _import_hazard_sources(conn, registry: RegistryFile, report: ImportRep
             if (h.enterprise, code) not in sensor_ids:
                 raise RegistryFileError(f"hazard_sources[{i}] ({h.id}): sensor {code} is not registered in {h.enterprise}")
         rows.append((h.enterprise, h.id, h.name, h.level, h.active))
-    ids = await _upsert(
+    ids = await upsert_rows(
         conn, "hazard_sources", ["enterprise", "code"],
         [("enterprise", "text"), ("code", "text"), ("name", "text"), ("level", "smallint"), ("active", "boolean")],
         rows, report.changes["hazard_sources"],
@@ -320,86 +254,3 @@ async def _import_hazard_sources(conn, registry: RegistryFile, report: ImportRep
             await conn.execute(
                 "INSERT INTO hazard_source_sensors SELECT $1, unnest($2::int[])", hs_id, wanted
             )
-
-
-async def registry_version(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT version FROM registry_version")
-
-
-async def load_snapshot(conn: asyncpg.Connection, retention_days: Callable[[str], int]) -> RegistrySnapshot:
-    """Read the whole registry in one repeatable-read transaction."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        version = await registry_version(conn)
-        regions = {
-            r["code"]: RegionInfo(r["code"], r["name"], r["parent"], r["level"])
-            for r in await conn.fetch("SELECT code, name, parent, level FROM regions")
-        }
-        enterprises = {
-            r["id"]: EnterpriseInfo(r["id"], r["name"], r["region"], r["industry"], r["risk_colour"], r["active"])
-            for r in await conn.fetch("SELECT id, name, region, industry, risk_colour, active FROM enterprises")
-        }
-        gateways = {
-            r["id"]: GatewayInfo(r["id"], r["enterprise"], r["code"], float(r["expected_interval_s"]), r["active"])
-            for r in await conn.fetch("SELECT id, enterprise, code, expected_interval_s, active FROM gateways")
-        }
-        adjacency: dict[int, list[int]] = collections.defaultdict(list)
-        for r in await conn.fetch("SELECT zone_a, zone_b FROM zone_adjacency"):
-            adjacency[r["zone_a"]].append(r["zone_b"])
-            adjacency[r["zone_b"]].append(r["zone_a"])
-        zones = {
-            r["id"]: ZoneInfo(r["id"], r["enterprise"], r["code"], r["name"], tuple(sorted(adjacency[r["id"]])))
-            for r in await conn.fetch("SELECT id, enterprise, code, name FROM zones")
-        }
-        sensor_rows = await conn.fetch(
-            """SELECT s.id, s.enterprise, s.code, s.gateway, coalesce(s.zone, 0) AS zone, s.kind, s.unit,
-                      s.location, s.location_class, s.expected_interval_s, s.range_min, s.range_max,
-                      s.setpoints, s.active AND g.active AND e.active AS active, e.industry
-               FROM sensors s JOIN gateways g ON g.id = s.gateway JOIN enterprises e ON e.id = s.enterprise
-               ORDER BY s.id"""
-        )
-    size = (sensor_rows[-1]["id"] + 1) if sensor_rows else 1
-    table = SensorTable(
-        active=np.zeros(size, dtype=bool),
-        gateway=np.zeros(size, dtype=np.int32),
-        zone=np.zeros(size, dtype=np.int32),
-        kind=np.full(size, "", dtype=np.dtypes.StringDType()),
-        location_class=np.full(size, "", dtype=np.dtypes.StringDType()),
-        expected_interval_s=np.full(size, np.inf),
-        range_min=np.full(size, np.nan),
-        range_max=np.full(size, np.nan),
-        retention_s=np.zeros(size),
-    )
-    sensors: dict[int, SensorInfo] = {}
-    sensor_ids: dict[str, dict[str, int]] = collections.defaultdict(dict)
-    retention_cache: dict[str, float] = {}
-    for r in sensor_rows:
-        i = r["id"]
-        table.active[i] = r["active"]
-        table.gateway[i] = r["gateway"]
-        table.zone[i] = r["zone"]
-        table.kind[i] = r["kind"]
-        table.location_class[i] = r["location_class"]
-        table.expected_interval_s[i] = r["expected_interval_s"]
-        table.range_min[i] = np.nan if r["range_min"] is None else r["range_min"]
-        table.range_max[i] = np.nan if r["range_max"] is None else r["range_max"]
-        industry = r["industry"]
-        if industry not in retention_cache:
-            retention_cache[industry] = retention_days(industry) * 86400.0
-        table.retention_s[i] = retention_cache[industry]
-        setpoints = r["setpoints"]
-        sensors[i] = SensorInfo(
-            i, r["enterprise"], r["code"], r["gateway"], r["zone"], r["kind"], r["unit"],
-            r["location"], r["location_class"], json.loads(setpoints) if isinstance(setpoints, str) else dict(setpoints),
-        )
-        sensor_ids[r["enterprise"]][r["code"]] = i
-    return RegistrySnapshot(
-        version=version,
-        regions=regions,
-        enterprises=enterprises,
-        gateways=gateways,
-        zones=zones,
-        sensors=sensors,
-        table=table,
-        gateway_ids={(g.enterprise, g.code): g.id for g in gateways.values()},
-        sensor_ids=dict(sensor_ids),
-    )

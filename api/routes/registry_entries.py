@@ -1,7 +1,8 @@
-"""Registry: create, read, update and deactivate regions, enterprises, zones, gateways, sensors
-and major hazard sources (重大危险源), and bulk import of the CLI's YAML.
+"""Registry entries: create, read, update and deactivate regions, enterprises, zones, gateways,
+sensors and major hazard sources (重大危险源), one at a time (the bulk import of the CLI's YAML is
+``api.routes.registry_import``).
 
-Creates and updates go through ``store.registry.import_registry`` (the CLI's own validation:
+Creates and updates go through ``store.registry_records.import_registry`` (the CLI's own validation:
 kinds, units, setpoints that may only tighten, references) inside the API's transaction, between
 two scope checks in SQL (:func:`import_scoped`). Below the province administrator, every region
 and enterprise named must already exist within the key's scope, and every other entry's
@@ -11,7 +12,6 @@ the scope; regions and enterprises are created, re-parented and moved by the adm
 Deactivating sets ``active = false`` (regions, which have no such flag, are deleted when unused).
 """
 
-import asyncio
 import dataclasses
 import json
 from typing import Annotated, Any
@@ -23,21 +23,20 @@ from pydantic import BaseModel
 from api.auth import audit, reading, require_key, writing
 from api.context import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from api.keys import ApiKey
-from api.routes.registry_scope import Forbidden, OutOfScope, entry_keys, import_scoped, visible_ids
+from api.routes.registry_scope import Forbidden, OutOfScope, import_scoped
 from api.scope import Scope
-from store.registry import REGISTRY_CHANNEL
 from store.registry_file import (
     EnterpriseEntry,
     GatewayEntry,
     HazardSourceEntry,
     RegionEntry,
     RegistryFile,
-    RegistryFileError,
     SensorEntry,
     ZoneEntry,
-    parse_registry_document,
-    parse_registry_file,
 )
+from store.registry_records import entities, visible_ids
+from store.registry_records.entities import ENTITY_TABLES, EntityTable
+from store.scoped import InScope
 from store.secretbox import redact_url
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
@@ -57,44 +56,25 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 class Entity:
     section: str  # RegistryFile field, also the URL segment
     singular: str
-    table: str
     entry: type[BaseModel]
-    select: str  # columns of `t` (and joins) for the JSON view
-    joins: str = ""
-    dense: bool = True  # keyed by a dense integer id (else by its code / enterprise id)
 
-    def scope_sql(self, scope: Scope, args: list) -> str:
-        if self.section == "regions":
-            return scope.region_sql("t.code", args)
-        if self.section == "enterprises":
-            return scope.enterprise_sql("t.id", args)
-        return scope.enterprise_sql("t.enterprise", args)
+    @property
+    def table(self) -> EntityTable:
+        return ENTITY_TABLES[self.section]
+
+    def in_scope(self, scope: Scope) -> InScope:
+        return scope.region_sql if self.table.by_region else scope.enterprise_sql
 
 
 ENTITIES = {
     e.section: e
     for e in (
-        Entity("regions", "region", "regions", RegionEntry, "t.code, t.name, t.parent, t.level, t.updated_at",
-               dense=False),
-        Entity("enterprises", "enterprise", "enterprises", EnterpriseEntry,
-               "t.id, t.name, t.region, t.industry, t.risk_colour, t.risk_assessed_on, t.contacts::text AS contacts,"
-               " t.active, t.updated_at", dense=False),
-        Entity("zones", "zone", "zones", ZoneEntry,
-               "t.id, t.enterprise, t.code, t.name, t.kind, t.active, t.updated_at, ARRAY(SELECT z2.code FROM"
-               " zone_adjacency a JOIN zones z2 ON z2.id = CASE WHEN a.zone_a = t.id THEN a.zone_b ELSE a.zone_a END"
-               " WHERE t.id IN (a.zone_a, a.zone_b) ORDER BY 1) AS adjacent"),
-        Entity("gateways", "gateway", "gateways", GatewayEntry,
-               "t.id, t.enterprise, t.code, t.name, z.code AS zone, t.expected_interval_s, t.active, t.online,"
-               " t.status_at, t.last_seen_at, t.stale, t.updated_at", joins="LEFT JOIN zones z ON z.id = t.zone"),
-        Entity("sensors", "sensor", "sensors", SensorEntry,
-               "t.id, t.enterprise, t.code, g.code AS gateway, z.code AS zone, t.kind, t.unit, t.location,"
-               " t.location_class, t.expected_interval_s, t.range_min, t.range_max, t.setpoints::text AS setpoints,"
-               " t.active, t.updated_at",
-               joins="JOIN gateways g ON g.id = t.gateway LEFT JOIN zones z ON z.id = t.zone"),
-        Entity("hazard_sources", "hazard_source", "hazard_sources", HazardSourceEntry,
-               "t.id, t.enterprise, t.code, t.name, t.level, t.active, t.updated_at, ARRAY(SELECT s.code FROM"
-               " hazard_source_sensors hs JOIN sensors s ON s.id = hs.sensor WHERE hs.hazard_source = t.id"
-               " ORDER BY 1) AS sensors"),
+        Entity("regions", "region", RegionEntry),
+        Entity("enterprises", "enterprise", EnterpriseEntry),
+        Entity("zones", "zone", ZoneEntry),
+        Entity("gateways", "gateway", GatewayEntry),
+        Entity("sensors", "sensor", SensorEntry),
+        Entity("hazard_sources", "hazard_source", HazardSourceEntry),
     )
 }
 
@@ -120,28 +100,12 @@ def _contact_view(c: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _get(conn, ent: Entity, scope: Scope, key_value) -> dict[str, Any] | None:
-    args: list = [key_value]
-    key_col = "t.id" if ent.dense or ent.section == "enterprises" else "t.code"
-    row = await conn.fetchrow(
-        f"SELECT {ent.select} FROM {ent.table} t {ent.joins} WHERE {key_col} = $1 AND {ent.scope_sql(scope, args)}",
-        *args,
-    )
+    row = await entities.get_entity(conn, ent.table, ent.in_scope(scope), key_value)
     return None if row is None else _row(row)
 
 
 def _not_found(ent: Entity, key_value) -> HTTPException:
     return HTTPException(404, f"{ent.singular} {key_value} not found")
-
-
-async def _bump_version(conn) -> int:
-    version = await conn.fetchval("UPDATE registry_version SET version = version + 1 RETURNING version")
-    await conn.execute("SELECT pg_notify($1, $2)", REGISTRY_CHANNEL, str(version))
-    return version
-
-
-def _report(report) -> dict[str, Any]:
-    return {"version": report.version, "summary": report.summary(),
-            "changes": {t: dataclasses.asdict(c) for t, c in report.changes.items()}}
 
 
 # --------------------------------------------------------------------------- routes
@@ -150,7 +114,7 @@ def _report(report) -> dict[str, Any]:
 def _add_routes(ent: Entity) -> None:
     Entry = ent.entry
     path = f"/{ent.section.replace('_', '-')}"
-    if ent.dense:
+    if ent.table.dense:
         IdParam = DenseId
     elif ent.section == "regions":
         IdParam = RegionCode
@@ -167,29 +131,9 @@ def _add_routes(ent: Entity) -> None:
         offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         key: ApiKey = request.state.key
-        args: list = []
-        where = [ent.scope_sql(key.scope, args)]
-        if enterprise is not None and ent.section not in ("regions",):
-            args.append(enterprise)
-            where.append(f"t.{'id' if ent.section == 'enterprises' else 'enterprise'} = ${len(args)}")
-        if region is not None:
-            args.append(region)
-            if ent.section == "regions":
-                where.append(f"(t.code = ${len(args)} OR t.parent = ${len(args)})")
-            elif ent.section == "enterprises":
-                where.append(f"t.region IN (SELECT api_region_subtree(${len(args)}::text))")
-            else:
-                where.append(f"t.enterprise IN (SELECT id FROM enterprises WHERE region IN "
-                             f"(SELECT api_region_subtree(${len(args)}::text)))")
-        if active is not None and ent.section != "regions":
-            args.append(active)
-            where.append(f"t.active = ${len(args)}")
-        order = "t.code" if ent.section == "regions" else "t.id"
-        args += [limit, offset]
         async with reading(request) as conn:
-            rows = await conn.fetch(
-                f"SELECT {ent.select} FROM {ent.table} t {ent.joins} WHERE {' AND '.join(where)} "
-                f"ORDER BY {order} LIMIT ${len(args) - 1} OFFSET ${len(args)}", *args)
+            rows = await entities.list_entities(conn, ent.table, ent.in_scope(key.scope), enterprise=enterprise,
+                                                region=region, active=active, limit=limit, offset=offset)
         return [_row(r) for r in rows]
 
     async def get_entity(request: Request, item: IdParam) -> dict[str, Any]:
@@ -233,19 +177,14 @@ def _add_routes(ent: Entity) -> None:
             if ent.section == "regions":
                 if not key.admin:
                     raise Forbidden(f"only a province administrator deletes regions ({item})")
-                used = await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM regions WHERE parent = $1)"
-                    " OR EXISTS (SELECT 1 FROM enterprises WHERE region = $1)", item)
-                if used:
-                    raise HTTPException(409, f"region {item} has subregions or enterprises; it cannot be removed")
-                await conn.execute("DELETE FROM regions WHERE code = $1", item)
+                try:
+                    version = await entities.delete_region(conn, item)
+                except entities.RegionInUse:
+                    raise HTTPException(409, f"region {item} has subregions or enterprises; it cannot be removed") from None
                 action = "region.delete"
             else:
-                key_col = "id"
-                await conn.execute(f"UPDATE {ent.table} SET active = false, updated_at = now() "
-                                   f"WHERE {key_col} = $1 AND active", item)
+                version = await entities.deactivate(conn, ent.table, item)
                 action = f"{ent.singular}.deactivate"
-            version = await _bump_version(conn)
             await audit(conn, key, action, f"{ent.singular}:{item}")
         return {**current, "active": False, "registry_version": version}
 
@@ -281,13 +220,14 @@ async def _check_create(conn, ent: Entity, key: ApiKey, body: BaseModel, ident: 
     only; then 409 if the entry exists."""
     if ent.section in ("regions", "enterprises"):
         if not key.admin:
-            visible = await visible_ids(conn, key.scope, ent.section, [ident])
+            visible = await visible_ids(conn, ent.in_scope(key.scope), ent.section, [ident])
             if visible:
                 raise HTTPException(409, f"{ent.singular} {ident} already exists; update it with PUT")
             if key.scope.province:
                 raise Forbidden(f"only a province administrator creates {ent.section}")
             raise OutOfScope(f"{ent.singular} {ident} not found in this key's scope")
-    elif body.enterprise is not None and not await visible_ids(conn, key.scope, "enterprises", [body.enterprise]):
+    elif body.enterprise is not None and not await visible_ids(conn, key.scope.enterprise_sql, "enterprises",
+                                                               [body.enterprise]):
         if not key.scope.province:
             raise OutOfScope(f"enterprise {body.enterprise} not found in this key's scope")
     if await _exists(conn, ent, body):
@@ -296,13 +236,12 @@ async def _check_create(conn, ent: Entity, key: ApiKey, body: BaseModel, ident: 
 
 async def _exists(conn, ent: Entity, body: BaseModel) -> bool:
     if ent.section == "regions":
-        return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)", body.code)
+        return await entities.entry_exists(conn, ent.table, None, body.code)
     if ent.section == "enterprises":
-        return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM enterprises WHERE id = $1)", body.id)
+        return await entities.entry_exists(conn, ent.table, None, body.id)
     if body.enterprise is None:
         raise HTTPException(422, "give the sensor's enterprise")  # the same answer in and out of scope
-    return await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {ent.table} WHERE enterprise = $1 AND code = $2)",
-                               body.enterprise, body.id)
+    return await entities.entry_exists(conn, ent.table, body.enterprise, body.id)
 
 
 async def _by_entry(conn, ent: Entity, scope: Scope, body: BaseModel) -> dict[str, Any]:
@@ -310,8 +249,7 @@ async def _by_entry(conn, ent: Entity, scope: Scope, body: BaseModel) -> dict[st
         return await _get(conn, ent, scope, body.code) or {}
     if ent.section == "enterprises":
         return await _get(conn, ent, scope, body.id) or {}
-    ident = await conn.fetchval(f"SELECT id FROM {ent.table} WHERE enterprise = $1 AND code = $2",
-                                body.enterprise, body.id)
+    ident = await entities.dense_id(conn, ent.table, body.enterprise, body.id)
     return await _get(conn, ent, scope, ident) or {}
 
 
@@ -329,47 +267,3 @@ def _check_same(ent: Entity, current: dict[str, Any], body: BaseModel) -> None:
 
 for _ent in ENTITIES.values():
     _add_routes(_ent)
-
-
-# --------------------------------------------------------------------------- bulk import
-
-_IMPORT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"type": "object", "description": "the registry file as JSON: "
-                                            "regions, enterprises, zones, gateways, sensors, hazard_sources"}},
-            "application/yaml": {"schema": {"type": "string"}},
-        },
-    }
-}
-
-
-def _parse_import(raw: bytes, ctype: str) -> RegistryFile:
-    try:
-        if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"):
-            return parse_registry_file(raw.decode("utf-8"))
-        try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RegistryFileError(f"not valid JSON: {str(exc)[:200]}") from None
-        return parse_registry_document(doc)
-    except UnicodeDecodeError:
-        raise RegistryFileError("the file is not UTF-8") from None
-
-
-@router.post("/registry/import", tags=["registry"], openapi_extra=_IMPORT_BODY,
-             summary="Import a registry file (the YAML of `yujing registry import`, or the same as JSON)",
-             responses={404: {"description": "an entry lies outside the key's scope"},
-                        422: {"description": "the file is invalid (nothing changed)"}})
-async def import_file(request: Request) -> dict[str, Any]:
-    key: ApiKey = request.state.key
-    raw = await request.body()  # at most 20 MiB: the front door's limit for this route (api.guard)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    async with request.app.state.import_slots:  # off the event loop, one file at a time
-        reg = await asyncio.to_thread(_parse_import, raw, ctype)
-    async with writing(request) as conn:
-        report = await import_scoped(conn, key, reg)
-        await audit(conn, key, "registry.import", "registry",
-                    {"summary": report.summary(), "entries": {k: len(v) for k, v in entry_keys(reg).items()}})
-    return _report(report)
