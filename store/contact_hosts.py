@@ -86,6 +86,13 @@ def seal_contacts(contacts, stored: list[dict]) -> list[dict]:
     return out
 
 
+async def propose(conn: asyncpg.Connection, hosts: list[str], proposed_by: str) -> None:
+    """Put hosts on the list as proposed (those listed already stay as they are); nothing is sent
+    to a host until an administrator approves it."""
+    await conn.execute("INSERT INTO webhook_hosts (host, proposed_by) SELECT unnest($1::text[]), $2"
+                       " ON CONFLICT (host) DO NOTHING", hosts, proposed_by)
+
+
 async def approve(conn: asyncpg.Connection, host: str, actor: str) -> None:
     await conn.execute(
         """INSERT INTO webhook_hosts (host, state, proposed_by, approved_by, approved_at)

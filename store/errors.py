@@ -22,3 +22,6 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ProgramLimitExceededError,  # e.g. an index row too large
 )
 """Errors caused by the rows themselves: the batch is bisected so only the refused rows are set aside."""
+
+LOOP_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.PostgresError)
+"""What a background loop of the store outlives: a failed round is logged and the next one runs."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 import asyncpg
 
 from domain.registry import RegistrySnapshot
+from store.errors import LOOP_ERRORS
+from store.periodic import run_every
 from store.registry_records import load_snapshot, registry_version
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,14 @@ class RegistryWatcher:
         log.info("registry loaded", extra={"version": snapshot.version, "sensors": len(snapshot.sensors)})
         return snapshot
 
+    async def poll_once(self) -> None:
+        """Read the version (cheap) and reload the snapshot if it moved."""
+        async with self._pool.acquire(timeout=self._poll_s) as conn:
+            version = await registry_version(conn)
+        if self.snapshot is None or version != self.snapshot.version:
+            await self.load()
+
     async def run(self) -> None:
-        """Poll the version (cheap) and reload on change; survives database outages."""
-        while True:
-            await asyncio.sleep(self._poll_s)
-            try:
-                async with self._pool.acquire(timeout=self._poll_s) as conn:
-                    version = await registry_version(conn)
-                if self.snapshot is None or version != self.snapshot.version:
-                    await self.load()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.debug("registry poll failed", extra={"error": str(exc)})
+        """Poll every ``poll_s`` and reload on change; survives database outages."""
+        await run_every("registry poll", self._poll_s, self.poll_once, first_wait=True, retry_on=LOOP_ERRORS,
+                        log_level=logging.DEBUG)

@@ -8,7 +8,6 @@ a bounded DELETE of its sensors' older rows. Rollups are kept separately and lon
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -16,6 +15,8 @@ from collections.abc import Callable
 
 import asyncpg
 
+from store.errors import LOOP_ERRORS
+from store.periodic import run_every
 from yujing.settings import RetentionSettings
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,10 @@ async def run_retention(
     interval_s: float = 3600.0,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> None:
-    while True:
-        try:
-            async with pool.acquire() as conn:
-                report = await apply_retention(conn, policy, clock())
-            if report.chunks_dropped or any(report.rows_deleted.values()) or report.dead_letters_deleted:
-                log.info("retention applied", extra=dataclasses.asdict(report))
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("retention failed; will try again", extra={"error": str(exc)})
-        await asyncio.sleep(interval_s)
+    async def apply_once() -> None:
+        async with pool.acquire() as conn:
+            report = await apply_retention(conn, policy, clock())
+        if report.chunks_dropped or any(report.rows_deleted.values()) or report.dead_letters_deleted:
+            log.info("retention applied", extra=dataclasses.asdict(report))
+
+    await run_every("retention", interval_s, apply_once, retry_on=LOOP_ERRORS)

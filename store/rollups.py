@@ -33,6 +33,9 @@ import asyncpg
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from store.errors import LOOP_ERRORS
+from store.periodic import run_every
+
 log = logging.getLogger(__name__)
 
 MINUTE_US = 60_000_000
@@ -185,27 +188,27 @@ async def run_rollups(
     did work (tests)."""
     if minute_retention_days < 730 or hour_retention_days < 730:
         raise ValueError("rollups are kept for at least 2 years (730 days)")
-    last_error: str | None = None
     next_retention = 0.0
-    while True:
-        busy = False
+
+    async def one_pass() -> bool:
+        """One pass; whether a backlog remains (the pass did as many minutes as it may)."""
+        nonlocal next_retention
+        async with pool.acquire(timeout=30) as conn:
+            done = await rollup_once(conn, int(clock() * 1e6), max_minutes=max_minutes, settle_s=settle_s)
+            rollup_backlog.set(await conn.fetchval("SELECT count(*) FROM rollup_dirty", timeout=30))
+            if time.monotonic() >= next_retention:
+                await drop_expired(conn, minute_retention_days, hour_retention_days)
+                next_retention = time.monotonic() + RETENTION_EVERY_S
+        if done.minutes and passes is not None:
+            passes.put_nowait(done)
+        return done.minutes >= max_minutes
+
+    async def passes_until_caught_up() -> None:
         try:
-            async with pool.acquire(timeout=30) as conn:
-                done = await rollup_once(conn, int(clock() * 1e6), max_minutes=max_minutes, settle_s=settle_s)
-                rollup_backlog.set(await conn.fetchval("SELECT count(*) FROM rollup_dirty", timeout=30))
-                if time.monotonic() >= next_retention:
-                    await drop_expired(conn, minute_retention_days, hour_retention_days)
-                    next_retention = time.monotonic() + RETENTION_EVERY_S
-            if done.minutes:
-                busy = done.minutes >= max_minutes
-                if passes is not None:
-                    passes.put_nowait(done)
-            if last_error is not None:
-                log.info("rollups recovered")
-                last_error = None
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            while await one_pass():
+                await asyncio.sleep(0)
+        except LOOP_ERRORS:
             rollup_failures.inc()
-            if str(exc) != last_error:
-                log.warning("rollup pass failed, retrying: %s", exc)
-                last_error = str(exc)
-        await asyncio.sleep(0 if busy else interval_s)
+            raise
+
+    await run_every("rollup pass", interval_s, passes_until_caught_up, retry_on=LOOP_ERRORS)

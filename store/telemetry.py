@@ -1,13 +1,25 @@
-"""Reads of the ``readings`` hypertable, its minute and hour rollups and ``sensor_latest``, as the
-API answers them: latest values, raw readings over a range, aggregates per bucket."""
+"""Reads of the ``readings`` hypertable, its minute and hour rollups and ``sensor_latest``: as the
+API answers them (latest values, raw readings over a range, aggregates per bucket), and the recent
+readings in column batches that the detectors replay after a restart."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import asyncpg
+import numpy as np
 
+from domain.messages import ReadingBatch
 from store.scoped import InScope
+
+RECENT_CHUNK_ROWS = 50_000
+RECENT_SQL = """
+SELECT (EXTRACT(EPOCH FROM ts) * 1000000)::bigint AS ts_us, sensor, value, quality
+FROM readings
+WHERE ts >= to_timestamp($1::double precision / 1e6) AND ts <= to_timestamp($2::double precision / 1e6)
+ORDER BY ts
+"""
 
 # The rollup a bucket width reads: whole hours from the hour rollup, whole minutes from the
 # minute rollup, anything finer from the raw readings.
@@ -93,3 +105,21 @@ async def aggregates(conn: asyncpg.Connection, sensor_id: int, bucket_s: int, st
     """(bucket, min, max, avg, last, count) per bucket of ``bucket_s`` aligned to its width."""
     return await conn.fetch(aggregate_sql(bucket_s), sensor_id, dt.timedelta(seconds=bucket_s), start, end,
                             timeout=timeout_s)
+
+
+async def recent_readings(conn: asyncpg.Connection, now_us: int, lookback_s: float, *,
+                          chunk_rows: int = RECENT_CHUNK_ROWS) -> AsyncIterator[ReadingBatch]:
+    """The readings of the last ``lookback_s`` seconds before ``now_us``, oldest first, as column
+    batches of at most ``chunk_rows`` (read through a cursor in a read-only transaction, held
+    while the caller iterates)."""
+    start_us = int(now_us - lookback_s * 1e6)
+    async with conn.transaction(readonly=True):
+        cursor = await conn.cursor(RECENT_SQL, start_us, int(now_us))
+        while rows := await cursor.fetch(chunk_rows):
+            n = len(rows)
+            yield ReadingBatch.build(
+                sensor=np.fromiter((r[1] for r in rows), dtype=np.int32, count=n),
+                ts_us=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+                value=np.fromiter((r[2] for r in rows), dtype=np.float64, count=n),
+                quality=np.fromiter((r[3] for r in rows), dtype=np.int16, count=n),
+            )

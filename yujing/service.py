@@ -34,15 +34,16 @@ from domain.errors import FixConfiguration, RetryLater
 from domain.topics import STATUS_FILTER, UP_FILTER
 from ingest import metrics
 from ingest.bridge import MqttBridge
+from ingest.broker_files import BrokerFiles, BrokerFilesWriter
 from ingest.collector import Collector
 from ingest.decode import DecodedChunk, DecodeLimits, Decoder
 from ingest.liveness import run_liveness
-from store.broker_files import BrokerFiles, BrokerFilesWriter
 from store.migrate import TIMESCALEDB_MISSING
 from store.registry_watch import RegistryWatcher
 from store.retention import run_retention
 from store.roles import service_role_problems
 from store.rollups import run_rollups
+from store.telemetry import recent_readings
 from store.writer import ReadingWriter
 from yujing.detection import Detection, load_detector_config
 from yujing.settings import Settings
@@ -150,7 +151,7 @@ class Service:
             watcher.subscribe(engine.set_registry)
             if s.detectors_rebuild_s:
                 async with pool.acquire() as conn:
-                    replayed = await rebuild(engine, conn, now_us(), s.detectors_rebuild_s)
+                    replayed = await rebuild(engine, recent_readings(conn, now_us(), s.detectors_rebuild_s))
                 log.info("detector state rebuilt", extra={"readings": replayed, "lookback_s": s.detectors_rebuild_s})
             self.bridge = bridge = self._bridge()
             self.alerts = AlertsService(

@@ -14,6 +14,7 @@ import json
 import asyncpg
 
 from domain.catalog import check_overrides, get_kind
+from store import contact_hosts
 from store.contact_hosts import seal_contacts
 from store.registry_file import RegistryFile, RegistryFileError, region_ancestors
 from store.registry_records.upsert import TableChanges, upsert_rows
@@ -114,8 +115,7 @@ async def _import_enterprises(conn, registry: RegistryFile, report: ImportReport
         rows, report.changes["enterprises"],
     )
     if hosts:  # proposed for the allow-list; nothing is sent there until an administrator approves
-        await conn.execute("INSERT INTO webhook_hosts (host, proposed_by) SELECT unnest($1::text[]), 'registry import'"
-                           " ON CONFLICT (host) DO NOTHING", sorted(hosts))
+        await contact_hosts.propose(conn, sorted(hosts), "registry import")
 
 
 async def _enterprises(conn) -> set[str]:

@@ -9,6 +9,7 @@ import numpy as np
 from detectors import DetectorConfig, Engine
 from detectors.rebuild import rebuild
 from domain.messages import ReadingBatch
+from store.telemetry import recent_readings
 from tests.detectors.fleet import snapshot
 
 S = 1_000_000
@@ -38,7 +39,7 @@ async def test_rebuild_restores_excursions_silently(db):
     live.update(ReadingBatch.build(sensor=sensors, ts_us=tss, value=vals))
     now = T0 + 300 * 10 * S
     restarted = make()
-    n = await rebuild(restarted, db, now, lookback_s=3600)
+    n = await rebuild(restarted, recent_readings(db, now, lookback_s=3600))
     assert n == 900
     key = lambda b: sorted((r.subject, r.rule, r.severity) for r in b.rows())  # noqa: E731
     assert key(restarted.active()) == key(live.active())

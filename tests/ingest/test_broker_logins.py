@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from store.broker_files import BrokerFiles
+from ingest.broker_files import BrokerFiles
 from store.gateway_credentials import issue_credentials
 from store.registry_records import import_registry
 from store.registry_file import parse_registry_file

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from typer.testing import CliRunner
 
-from store.broker_files import BrokerFiles, BrokerFilesWriter
+from ingest.broker_files import BrokerFiles, BrokerFilesWriter
 from store.gateway_credentials import issue_credentials, revoke_credentials
 from store.registry_records import import_registry
 from store.registry_file import parse_registry_file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ingest.liveness import write_liveness
+from store.gateway_liveness import write_liveness
 from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store.broker_files import BrokerFiles, render_acl_file, render_password_file, write_atomically
+from ingest.broker_files import BrokerFiles, render_acl_file, render_password_file, write_atomically
 from store.gateway_credentials import (
     CredentialError,
     broker_auth_version,

@@ -18,7 +18,7 @@ import asyncpg
 import typer
 
 from domain.errors import FixConfiguration
-from store.broker_files import BrokerFiles
+from ingest.broker_files import BrokerFiles
 from store.gateway_credentials import issue_credentials, revoke_credentials
 
 DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", help="default: YUJING_DATABASE_URL")]

@@ -1,4 +1,5 @@
-"""The broker's password file and ACL file for gateways, rendered from the database.
+"""The broker's password file and ACL file for gateways, rendered from the gateways' credentials
+(read through ``store.gateway_credentials``).
 
 Each gateway may publish only its own readings and status (including its Last Will) and read only
 its own alerts; its monitoring login may only read its alerts and errors. Files are replaced
@@ -9,7 +10,6 @@ clients whose login no longer holds.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -21,7 +21,9 @@ import asyncpg
 
 from domain.errors import FixConfiguration
 from domain.topics import alerts_topic, status_topic, up_topic
+from store.errors import LOOP_ERRORS
 from store.gateway_credentials import BrokerLogin, broker_auth_version, broker_logins
+from store.periodic import run_every
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +148,5 @@ class BrokerFilesWriter:
 
     async def run(self) -> None:
         """Survives database outages and a broker that is down (retried at the next poll)."""
-        last_error = None
-        while True:
-            try:
-                await self.sync_once()
-                last_error = None
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, FixConfiguration) as exc:
-                if str(exc) != last_error:  # log when the error changes, not at every poll
-                    log.warning("broker files not updated", extra={"error": str(exc)})
-                    last_error = str(exc)
-            await asyncio.sleep(self._poll_s)
+        await run_every("broker files", self._poll_s, self.sync_once,
+                        retry_on=(*LOOP_ERRORS, FixConfiguration))
