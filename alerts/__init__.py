@@ -7,12 +7,13 @@ feed. The public surface is what this module exports (``tests/alerts/test_export
 
 - wiring: :class:`AlertsService`, :class:`AlertFeed`, :func:`load_policy`, :func:`from_config`;
 - the API: :mod:`alerts.transitions` (the only way to change an alert), :mod:`alerts.silences`
-  (silence CRUD), :mod:`alerts.places` (colours of places for the 四色图), :mod:`alerts.journal`
-  (``verify``), :mod:`alerts.render` (an alert's names and text as operators read them);
+  (silence CRUD), :mod:`alerts.places` (colours of places for the 四色图), :mod:`alerts.journaled`
+  (the alerts' rows against the journal, ``verify_alerts_journal``; the journal itself is the
+  top-level package ``journal``), :mod:`alerts.render` (an alert's names and text as operators read them);
 - vocabulary: :class:`Colour`, :class:`State`, :class:`Alert` and the errors.
 """
 
-from alerts import journal, places, render, silences, transitions
+from alerts import journaled, places, render, silences, transitions
 from alerts.colours import Colour
 from alerts.feed import AlertFeed, Subscription
 from alerts.lifecycle import Alert, AlertNotFound, State, TransitionError, VersionConflict
@@ -35,7 +36,7 @@ __all__ = [
     "TransitionError",
     "VersionConflict",
     "from_config",
-    "journal",
+    "journaled",
     "load_policy",
     "places",
     "render",

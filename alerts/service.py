@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 import asyncpg
 import httpx
 
-from alerts import journal, lifecycle, notify, records
+import journal
+from alerts import lifecycle, notify, records
 from alerts.channels import Sender
 from alerts.colours import Colour
 from alerts.dispatch import Dispatcher

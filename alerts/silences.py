@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from alerts import journal
+import journal
 from alerts.lifecycle import Alert
 from alerts.matchers import Matchers, MatcherError
 from alerts.policy import Maintenance

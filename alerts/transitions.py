@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import asyncpg
 
-from alerts import journal, lifecycle, records
+import journal
+from alerts import lifecycle, records
 from alerts.lifecycle import Alert, AlertNotFound, Change, VersionConflict
 
 SHELVE_MAX_S = 7 * 86400.0  # ISA-18.2 shelving is timed; a week is the longest yujing allows

@@ -6,7 +6,7 @@ import alerts
 def test_exported_members():
     assert sorted(alerts.__all__) == sorted(
         ["Alert", "AlertFeed", "AlertNotFound", "AlertsService", "Colour", "Policy", "PolicyError", "SilenceError",
-         "SilenceNotFound", "State", "Subscription", "TransitionError", "VersionConflict", "from_config", "journal",
+         "SilenceNotFound", "State", "Subscription", "TransitionError", "VersionConflict", "from_config", "journaled",
          "load_policy", "places", "render", "silences", "transitions"]
     )
     for name in alerts.__all__:

@@ -17,7 +17,9 @@ import sys
 import asyncpg
 import pytest
 
-from alerts import journal, transitions
+import journal
+from alerts import transitions
+from alerts.journaled import verify_alerts_journal
 from alerts.policy import PolicyError
 from store.roles import service_role_problems
 from tests.alerts.support import (
@@ -88,9 +90,9 @@ async def test_intact_journal_verifies(pool, clock, receiver, tmp_path, seeded):
     await _history(pool, clock, receiver)
     async with pool.acquire() as conn:
         await journal.write_anchor(conn, tmp_path, clock.us)
-        report = await journal.verify(conn, tmp_path)
+        report = await verify_alerts_journal(conn, tmp_path)
     assert report.ok, report.summary()
-    assert report.entries >= 8 and report.anchors_checked == 1 and report.alerts_checked == 3
+    assert report.entries >= 8 and report.anchors_checked == 1 and report.rows_checked == {"alert": 3}
     await asyncio.to_thread(audit.verify, database_url=seeded, anchor_dir=str(tmp_path))  # the CLI: exits 0
 
 
@@ -148,7 +150,7 @@ async def test_edited_entry_is_detected(pool, clock, receiver, tmp_path, seeded,
     await _history(pool, clock, receiver)
     await _tamper(admin, "UPDATE alert_journal SET actor = '某人' WHERE action = 'acknowledged'")
     async with pool.acquire() as conn:
-        report = await journal.verify(conn)
+        report = await verify_alerts_journal(conn)
     assert any("was edited" in p for p in report.problems)
     with pytest.raises(audit.typer.Exit):
         await asyncio.to_thread(audit.verify, database_url=seeded, anchor_dir=str(tmp_path))
@@ -158,7 +160,7 @@ async def test_deleted_entry_is_detected(pool, clock, receiver, admin):
     await _history(pool, clock, receiver)
     await _tamper(admin, "DELETE FROM alert_journal WHERE seq = 3")
     async with pool.acquire() as conn:
-        report = await journal.verify(conn)
+        report = await verify_alerts_journal(conn)
     assert any("entries 3..3 are missing" in p for p in report.problems)
     assert any("prev_hash does not match" in p for p in report.problems)
 
@@ -170,7 +172,7 @@ async def test_reordered_entries_are_detected(pool, clock, receiver, admin):
     await _tamper(admin, "UPDATE alert_journal SET seq = 4 WHERE seq = 5")
     await _tamper(admin, "UPDATE alert_journal SET seq = 5 WHERE seq = -4")
     async with pool.acquire() as conn:
-        report = await journal.verify(conn)
+        report = await verify_alerts_journal(conn)
     assert any("entry 4" in p for p in report.problems) and any("entry 5" in p for p in report.problems)
 
 
@@ -179,7 +181,7 @@ async def test_cut_off_tail_is_detected_by_the_head_row(pool, clock, receiver, a
     last = await admin.fetchval("SELECT max(seq) FROM alert_journal")
     await _tamper(admin, "DELETE FROM alert_journal WHERE seq > $1", last - 2)
     async with pool.acquire() as conn:
-        report = await journal.verify(conn)
+        report = await verify_alerts_journal(conn)
     assert any(f"head row records seq {last}" in p for p in report.problems), report.problems
 
 
@@ -193,8 +195,8 @@ async def test_cut_off_tail_with_rewritten_head_is_detected_by_the_anchor(pool, 
     await _tamper(admin, "DELETE FROM alert_journal WHERE seq > $1", keep)
     await admin.execute("UPDATE alert_journal_head SET seq = $1, hash = $2", keep, h)
     async with pool.acquire() as conn:
-        without_anchor = await journal.verify(conn)
-        with_anchor = await journal.verify(conn, tmp_path)
+        without_anchor = await verify_alerts_journal(conn)
+        with_anchor = await verify_alerts_journal(conn, tmp_path)
     # the chain alone cannot tell; verify says so, and the alert rows ahead of their journal show it
     assert not [p for p in without_anchor.problems if "tail" in p or "entry" in p.split(":")[0]]
     assert any("no anchor directory configured" in p for p in without_anchor.problems)
@@ -213,11 +215,11 @@ async def test_rewritten_chain_fails_with_the_anchor_deleted_or_elsewhere(pool, 
         path = journal.anchor_path(anchors, await journal.database_id(conn))
     await _rewrite_chain(admin, "某人")
     async with pool.acquire() as conn:
-        assert [p for p in (await journal.verify(conn, anchors)).problems if "rewritten" in p]
+        assert [p for p in (await verify_alerts_journal(conn, anchors)).problems if "rewritten" in p]
         path.unlink()  # the anchor file deleted: the directory is empty
-        report = await journal.verify(conn, anchors)
+        report = await verify_alerts_journal(conn, anchors)
         assert not report.ok and any("no anchor in" in p for p in report.problems), report.problems
-        report = await journal.verify(conn, tmp_path / "elsewhere")  # a directory the service never wrote
+        report = await verify_alerts_journal(conn, tmp_path / "elsewhere")  # a directory the service never wrote
         assert not report.ok and any("no anchor in" in p for p in report.problems), report.problems
     # the CLI, from another directory, with the policy's (absolute) anchor directory
     policy = tmp_path / "policy.yaml"
@@ -239,18 +241,18 @@ async def test_edited_alert_row_is_detected(pool, clock, receiver, tmp_path, adm
     await _history(pool, clock, receiver)
     async with pool.acquire() as conn:
         await journal.write_anchor(conn, tmp_path, clock.us)
-        assert (await journal.verify(conn, tmp_path)).ok
+        assert (await verify_alerts_journal(conn, tmp_path)).ok
         # the service role itself may write alert rows: an edit that bypasses transitions
         await conn.execute("UPDATE alerts SET state = 'acknowledged', acked_by = '某人' WHERE id = 2")
         await conn.execute("UPDATE alerts SET grade = 1 WHERE id = 3")
-        report = await journal.verify(conn, tmp_path)
+        report = await verify_alerts_journal(conn, tmp_path)
     assert any("alert 2 " in p and "acked_by='某人' (journal: None)" in p and "state='acknowledged'" in p
                for p in report.problems), report.problems
     assert any("alert 3 " in p and "grade='blue'" in p for p in report.problems), report.problems
     await admin.execute("UPDATE alerts SET version = version + 1, state = 'closed' WHERE id = 1")
     await admin.execute("DELETE FROM alerts WHERE id = 2")
     async with pool.acquire() as conn:
-        report = await journal.verify(conn, tmp_path)
+        report = await verify_alerts_journal(conn, tmp_path)
     assert any("alert 1 " in p and "changed outside the journal" in p for p in report.problems), report.problems
     assert any("alert 2 is in the journal but its row is gone" in p for p in report.problems), report.problems
 
@@ -264,10 +266,10 @@ async def test_head_for_a_notary_verifies_without_the_anchor_file(pool, clock, r
         assert (printed["seq"], printed["hash"], printed["at_us"]) == (head["seq"], head["hash"], at_us)
         assert printed["at"].endswith("+00:00") and printed["database"] == await journal.database_id(conn)
         notarised = [journal.parse_notarised(f"{printed['seq']}:{printed['hash']}")]
-        assert (await journal.verify(conn, notarised=notarised)).ok
+        assert (await verify_alerts_journal(conn, notarised=notarised)).ok
     await _rewrite_chain(admin, "某人")
     async with pool.acquire() as conn:
-        report = await journal.verify(conn, notarised=notarised)
+        report = await verify_alerts_journal(conn, notarised=notarised)
     assert any("notarised head" in p and "rewritten" in p for p in report.problems), report.problems
 
 

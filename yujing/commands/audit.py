@@ -34,11 +34,11 @@ def _anchor_dir(anchor_dir: str | None) -> Path | None:
 async def verify_async(database_url: str, anchor_dir: Path | None, notarised=()):
     import asyncpg
 
-    from alerts.journal import verify as verify_journal
+    from alerts.journaled import verify_alerts_journal
 
     conn = await asyncpg.connect(database_url, timeout=10)
     try:
-        return await verify_journal(conn, anchor_dir, notarised=notarised)
+        return await verify_alerts_journal(conn, anchor_dir, notarised=notarised)
     finally:
         await conn.close()
 
@@ -51,7 +51,7 @@ def verify(
 ) -> None:
     """Verify the audit journal: edited, deleted, reordered or rewritten entries, a cut-off tail, a
     missing anchor, and alert rows that differ from their journal. Exits 1 when not intact."""
-    from alerts.journal import parse_notarised
+    from journal import parse_notarised
 
     try:
         notarised = [parse_notarised(h) for h in head or ()]
@@ -68,7 +68,7 @@ def verify(
 async def head_async(database_url: str) -> dict:
     import asyncpg
 
-    from alerts.journal import read_head
+    from journal import read_head
 
     conn = await asyncpg.connect(database_url, timeout=10)
     try:

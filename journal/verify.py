@@ -1,4 +1,4 @@
-"""``verify``: the chain, its anchors, and every alert's row against its journal.
+"""``verify``: the chain, its anchors, and each subject's rows against their journal.
 
 Reported problems:
 
@@ -9,26 +9,34 @@ Reported problems:
 - **no anchor at all** while the journal has entries (the anchor file deleted or emptied, the
   anchor directory not configured or not the service's): without one, a chain rewritten with a
   superuser's rights would verify as intact, so it is a failure, not a warning;
-- an alert row that its journal does not explain: a version or a field of the journal's snapshot
-  (state, colour, acknowledged by, assignee, shelving, …) that differs from the row, a row with no
-  journal entry, or journal entries whose row is gone.
+- a row of a subject that its journal does not explain, as that subject's :class:`SubjectCheck`
+  finds it (the alerts' is ``alerts.journaled.ALERT_ROWS``: a version or a field of the journal's
+  snapshot that differs from the row, a row with no journal entry, entries whose row is gone).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import asyncpg
 
-from alerts import records
-from alerts.journal.anchors import anchor_path, database_id, read_anchors
-from alerts.journal.chain import COLUMNS, GENESIS, entry_hash
+from journal.anchors import anchor_path, database_id, read_anchors
+from journal.chain import COLUMNS, GENESIS, entry_hash
+from journal.subjects import check_subject_type
 
-# Snapshot fields that change without a journal entry (a repeated finding updates the value only).
-_UNJOURNALED = frozenset({"value", "setpoint"})
+
+@dataclasses.dataclass(frozen=True)
+class SubjectCheck:
+    """How one subject type's rows are reconciled with their journal: ``reconcile(conn, batch)``
+    returns (rows checked, problems), read inside verification's snapshot."""
+
+    subject_type: str
+    reconcile: Callable[[asyncpg.Connection, int], Awaitable[tuple[int, list[str]]]]
+
+    def __post_init__(self) -> None:
+        check_subject_type(self.subject_type)
 
 
 @dataclasses.dataclass
@@ -36,7 +44,7 @@ class VerifyReport:
     entries: int = 0
     last_seq: int = 0
     anchors_checked: int = 0
-    alerts_checked: int = 0
+    rows_checked: dict[str, int] = dataclasses.field(default_factory=dict)  # subject type -> rows reconciled
     anchor_file: Path | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
 
@@ -48,8 +56,11 @@ class VerifyReport:
         if self.ok:
             return (f"audit journal intact: {self.entries} entries, head seq {self.last_seq}, "
                     f"{self.anchors_checked} anchors checked ({self.anchor_file or 'notarised heads only'}), "
-                    f"{self.alerts_checked} alerts reconciled with their journal")
+                    f"{self._reconciled()} reconciled with their journal")
         return "audit journal NOT intact:\n  " + "\n  ".join(self.problems)
+
+    def _reconciled(self) -> str:
+        return ", ".join(f"{n} {t} rows" for t, n in self.rows_checked.items()) or "no rows"
 
 
 def parse_notarised(text: str) -> tuple[int, str]:
@@ -61,9 +72,11 @@ def parse_notarised(text: str) -> tuple[int, str]:
 
 
 async def verify(conn: asyncpg.Connection, anchor_dir: Path | None = None, *,
-                 notarised: Iterable[tuple[int, str]] = (), batch: int = 5000) -> VerifyReport:
+                 notarised: Iterable[tuple[int, str]] = (), batch: int = 5000,
+                 subjects: Sequence[SubjectCheck] = ()) -> VerifyReport:
     """Verify the journal in one read-only snapshot. ``anchor_dir`` (absolute) holds the anchor
-    file; ``notarised``: ``(seq, hash)`` heads kept by an external notary."""
+    file; ``notarised``: ``(seq, hash)`` heads kept by an external notary; ``subjects``: the
+    subject types whose rows are reconciled with their journal."""
     report = VerifyReport()
     anchors: dict[int, str] = {}
     if anchor_dir is not None:
@@ -79,7 +92,10 @@ async def verify(conn: asyncpg.Connection, anchor_dir: Path | None = None, *,
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         head = await conn.fetchrow("SELECT seq, hash FROM alert_journal_head WHERE singleton")
         last_hash = await _walk(conn, report, anchors, sources, batch)
-        await _reconcile(conn, report, batch)
+        for subject in subjects:
+            checked, problems = await subject.reconcile(conn, batch)
+            report.rows_checked[subject.subject_type] = checked
+            report.problems.extend(problems)
     if int(head["seq"]) != report.last_seq or (report.last_seq and head["hash"] != last_hash):
         if int(head["seq"]) > report.last_seq:
             report.problems.append(
@@ -117,7 +133,7 @@ async def _walk(conn: asyncpg.Connection, report: VerifyReport, anchors: Mapping
                 report.problems.append(f"entry {seq}: prev_hash does not match entry {seq - 1} (an entry before it "
                                        "was deleted, inserted or reordered)")
             recomputed = entry_hash(r["prev_hash"], seq, r["at_us"], r["alert_id"], r["alert_key"], r["version"],
-                                    r["action"], r["actor"], r["detail"])
+                                    r["action"], r["actor"], r["detail"], r["subject_type"])
             if recomputed != r["hash"]:
                 report.problems.append(f"entry {seq} ({r['action']} of {r['alert_key']}) was edited: hash mismatch")
             if seq in anchors:
@@ -131,47 +147,3 @@ async def _walk(conn: asyncpg.Connection, report: VerifyReport, anchors: Mapping
         after = rows[-1]["seq"]
     report.last_seq = after
     return last_hash
-
-
-async def _reconcile(conn: asyncpg.Connection, report: VerifyReport, batch: int) -> None:
-    """Each alert row against its last journal entry (version and snapshot)."""
-    after = 0
-    while True:
-        alerts = await records.fetch(conn, "id > $1 ORDER BY id LIMIT $2", after, batch)
-        if not alerts:
-            break
-        ids = [a.id for a in alerts]
-        last = {r["alert_id"]: r for r in await conn.fetch(
-            "SELECT DISTINCT ON (alert_id) alert_id, seq, version, detail FROM alert_journal"
-            " WHERE alert_id = ANY($1::bigint[]) ORDER BY alert_id, seq DESC", ids)}
-        for a in alerts:
-            report.alerts_checked += 1
-            entry = last.get(a.id)
-            if entry is None:
-                report.problems.append(f"alert {a.id} ({a.alert_key}) has no journal entry: its row was written "
-                                       "outside the journal")
-                continue
-            report.problems.extend(_differences(a, entry))
-        after = ids[-1]
-    orphans = await conn.fetch(
-        "SELECT DISTINCT j.alert_id FROM alert_journal j WHERE j.alert_id IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = j.alert_id) ORDER BY 1 LIMIT 20")
-    for r in orphans:
-        report.problems.append(f"alert {r['alert_id']} is in the journal but its row is gone (deleted)")
-
-
-def _differences(alert, entry) -> list[str]:
-    where = f"alert {alert.id} ({alert.alert_key})"
-    if alert.version != entry["version"]:
-        return [f"{where}: the row is at version {alert.version} but its journal's last entry (seq {entry['seq']}) "
-                f"is version {entry['version']}: the row was changed outside the journal"]
-    try:
-        journaled = json.loads(entry["detail"]).get("alert") or {}
-    except (ValueError, AttributeError):
-        return [f"{where}: journal entry {entry['seq']} has no readable alert snapshot"]
-    row = alert.snapshot()
-    fields = sorted(k for k in journaled if k not in _UNJOURNALED and row.get(k) != journaled[k])
-    if not fields:
-        return []
-    diff = ", ".join(f"{k}={row.get(k)!r} (journal: {journaled[k]!r})" for k in fields)
-    return [f"{where}: the row differs from its journal (entry {entry['seq']}, version {entry['version']}): {diff}"]

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-log = logging.getLogger("yujing.alerts.journal")
+log = logging.getLogger("yujing.journal")
 
 WEBHOOK_TIMEOUT_S = 5.0
 
