@@ -103,11 +103,16 @@ class Trend(ColumnDetector):
         x = rd.x[i]
         t = rd.t[i]
         n0 = st.n[s]
+        n1 = n0 + 1
         first = n0 == 0
-        dt = np.where(first, 1.0, rd.dt_s[i])
-        dt = np.where(np.isnan(dt), 1.0, dt)
-        lv0 = np.where(first, x, st.lv[s])
-        b0 = np.where(first, 0.0, st.b[s])
+        cold = bool(first.any())  # the where()s for a first reading only when there is one
+        dt = rd.dt_s[i]
+        if cold:
+            dt = np.where(first | np.isnan(dt), 1.0, dt)
+            lv0 = np.where(first, x, st.lv[s])
+            b0 = np.where(first, 0.0, st.b[s])
+        else:
+            lv0, b0 = st.lv[s], st.b[s]
         sc0 = st.sc[s]
         se = np.maximum(sc0, cfg.floor[s])
         pred = lv0 + b0 * dt
@@ -115,12 +120,15 @@ class Trend(ColumnDetector):
         lim = cfg.k[s] * se
         psi = np.clip(r, -lim, lim)
         a = -np.expm1(-dt / cfg.tau_l[s])
-        g = -np.expm1(-dt / cfg.tau_b[s])
-        n1 = n0 + 1
+        apsi = a * psi
+        lv = pred + apsi
+        b = b0 + (-np.expm1(-dt / cfg.tau_b[s])) * apsi / dt
         lam = np.maximum(-np.expm1(-dt / cfg.tau_sc[s]), 1.0 / n1)
-        lv = np.where(first, x, pred + a * psi)
-        b = np.where(first, 0.0, b0 + g * a * psi / dt)
-        sc = np.where(first, 0.0, sc0 + lam * (np.minimum(np.abs(r), 2.0 * lim) - sc0))
+        sc = sc0 + lam * (np.minimum(np.abs(r), 2.0 * lim) - sc0)
+        if cold:
+            lv = np.where(first, x, lv)
+            b = np.where(first, 0.0, b)
+            sc = np.where(first, 0.0, sc)
         warm = n1 >= cfg.warmup[s]
         self._reanchor(s, t, x, r / (MEAN_ABS_TO_SD * se), warm, lv, b, se)
         st.sc[s] = sc

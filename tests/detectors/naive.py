@@ -207,7 +207,7 @@ class NaiveEngine:
             g = -math.expm1(-dt / p.trend_tau_slope_s)
             lam = max(-math.expm1(-dt / p.trend_scale_tau_s), 1.0 / (n0 + 1))
             lv = pred + a * psi
-            b = b0 + g * a * psi / dt
+            b = b0 + g * (a * psi) / dt
             sc = sc0 + lam * (min(abs(r), 2.0 * lim) - sc0)
             z = r / (MEAN_ABS_TO_SD * se)
         lv, b = self.trend_run(st, p, t, x, z, warm, lv, b, se)
