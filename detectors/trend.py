@@ -130,7 +130,7 @@ class Trend(ColumnDetector):
             b = np.where(first, 0.0, b)
             sc = np.where(first, 0.0, sc)
         warm = n1 >= cfg.warmup[s]
-        self._reanchor(s, t, x, r / (MEAN_ABS_TO_SD * se), warm, lv, b, se)
+        self._reanchor(s, t, rd.prev_t[i], x, r / (MEAN_ABS_TO_SD * se), warm, lv0, lv, b, se)
         st.sc[s] = sc
         st.n[s] = n1
         if not self.ttt_enabled:
@@ -155,56 +155,71 @@ class Trend(ColumnDetector):
         sp = np.where(now, target, st.target[s])
         em.transitions(rules.TTT, s, was, now, Severity.NOTICE, t, x, sp, eta_s=np.where(new, ttt, np.nan))
 
-    def _reanchor(self, s, t, x, z, warm, lv, b, se) -> None:
+    def _reanchor(self, s, t, t_prev, x, z, warm, lv0, lv, b, se) -> None:
         """CUSUM and run update; where a run is a ramp, ``lv`` and ``b`` are set to its line (in
-        place). Stores lv and b."""
+        place). Stores lv and b. Only sensors whose CUSUM is off zero keep a run: one that starts
+        now is anchored at the previous reading's Holt level (lv0 at t_prev)."""
         cfg, st = self.cfg, self.st
         kappa = cfg.kappa[s]
-        up = np.where(warm, np.maximum(st.up[s] + z - kappa, 0.0), 0.0)
-        dn = np.where(warm, np.maximum(st.dn[s] - z - kappa, 0.0), 0.0)
-        # the run: readings since the CUSUM left zero, relative to its anchor
-        dts = (t - st.t0[s]) * 1e-6
-        dx = x - st.x0[s]
-        s0 = st.s0[s] + 1.0
-        sum_t = st.st[s] + dts
-        stt = st.stt[s] + dts * dts
-        sx = st.sx[s] + dx
-        stx = st.stx[s] + dts * dx
-        sxx = st.sxx[s] + dx * dx
-        alarm = ((up >= cfg.h[s]) | (dn >= cfg.h[s])) & (s0 >= 3.0)
-        if alarm.any():
-            j = np.flatnonzero(alarm)
-            m = s0[j]
-            tm, xm = sum_t[j] / m, sx[j] / m
-            vtt = stt[j] - sum_t[j] * tm
-            vtx = stx[j] - sum_t[j] * xm
-            vxx = sxx[j] - sx[j] * xm
-            slope = vtx / vtt
-            rss = np.maximum(vxx - slope * vtx, 0.0)
-            sd = MEAN_ABS_TO_SD * se[j]
-            line = rss <= cfg.fit_tol[s[j]] * sd * sd * (m - 2.0)
-            zb = cfg.slope_z[s[j]]
-            ramp = line & (slope * slope * vtt >= zb * zb * sd * sd)
-            k = j[ramp]
-            lv[k] = st.x0[s[k]] + xm[ramp] + slope[ramp] * (dts[k] - tm[ramp])
-            b[k] = slope[ramp]
-            done = j[ramp | ~line]  # a ramp re-anchors; a run that is no line is dropped; else it goes on
-            up[done] = 0.0
-            dn[done] = 0.0
-        restart = (up <= 0.0) & (dn <= 0.0)
-        st.t0[s] = np.where(restart, t, st.t0[s])
-        st.x0[s] = np.where(restart, lv, st.x0[s])
-        zero = 0.0
-        st.s0[s] = np.where(restart, 1.0, s0)
-        st.st[s] = np.where(restart, zero, sum_t)
-        st.stt[s] = np.where(restart, zero, stt)
-        st.sx[s] = np.where(restart, zero, sx)
-        st.stx[s] = np.where(restart, zero, stx)
-        st.sxx[s] = np.where(restart, zero, sxx)
+        up0, dn0 = st.up[s], st.dn[s]
+        up = np.maximum(up0 + z - kappa, 0.0)
+        dn = np.maximum(dn0 - z - kappa, 0.0)
+        if not warm.all():
+            up = np.where(warm, up, 0.0)
+            dn = np.where(warm, dn, 0.0)
+        j = np.flatnonzero((up > 0.0) | (dn > 0.0))
+        if j.shape[0]:
+            self._run(s, j, t, t_prev, x, lv0, lv, b, se, up, dn, up0, dn0)
         st.up[s] = up
         st.dn[s] = dn
         st.lv[s] = lv
         st.b[s] = b
+
+    def _run(self, s, j, t, t_prev, x, lv0, lv, b, se, up, dn, up0, dn0) -> None:
+        """The runs of rows ``j``: add the reading (times and values relative to the anchor), and
+        where a CUSUM reached h with two readings beyond the anchor, fit the line."""
+        cfg, st = self.cfg, self.st
+        sj = s[j]
+        fresh = (up0[j] <= 0.0) & (dn0[j] <= 0.0)
+        if fresh.any():
+            f, jf = sj[fresh], j[fresh]
+            st.t0[f] = t_prev[jf]
+            st.x0[f] = lv0[jf]
+            st.s0[f] = 1.0
+            for col in (st.st, st.stt, st.sx, st.stx, st.sxx):
+                col[f] = 0.0
+        dts = (t[j] - st.t0[sj]) * 1e-6
+        dx = x[j] - st.x0[sj]
+        s0 = st.s0[sj] + 1.0
+        sum_t = st.st[sj] + dts
+        stt = st.stt[sj] + dts * dts
+        sx = st.sx[sj] + dx
+        stx = st.stx[sj] + dts * dx
+        sxx = st.sxx[sj] + dx * dx
+        st.s0[sj], st.st[sj], st.stt[sj], st.sx[sj], st.stx[sj], st.sxx[sj] = s0, sum_t, stt, sx, stx, sxx
+        h = cfg.h[sj]
+        alarm = ((up[j] >= h) | (dn[j] >= h)) & (s0 >= 3.0)
+        if not alarm.any():
+            return
+        a = np.flatnonzero(alarm)
+        ja, sa = j[a], sj[a]
+        m = s0[a]
+        tm, xm = sum_t[a] / m, sx[a] / m
+        vtt = stt[a] - sum_t[a] * tm
+        vtx = stx[a] - sum_t[a] * xm
+        vxx = sxx[a] - sx[a] * xm
+        slope = vtx / vtt
+        rss = np.maximum(vxx - slope * vtx, 0.0)
+        sd = MEAN_ABS_TO_SD * se[ja]
+        line = rss <= cfg.fit_tol[sa] * sd * sd * (m - 2.0)
+        zb = cfg.slope_z[sa]
+        ramp = line & (slope * slope * vtt >= zb * zb * sd * sd)
+        k = ja[ramp]
+        lv[k] = st.x0[sa[ramp]] + xm[ramp] + slope[ramp] * (dts[a[ramp]] - tm[ramp])
+        b[k] = slope[ramp]
+        done = ja[ramp | ~line]  # a ramp re-anchors; a run that is no line is dropped; else it goes on
+        up[done] = 0.0
+        dn[done] = 0.0
 
     def active(self, em: Emitter) -> None:
         s = np.flatnonzero(self.st.on)
