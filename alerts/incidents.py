@@ -69,6 +69,7 @@ class Evidence:
     first_us: int  # joined the alert
     raised_us: int  # its current excursion began
     latched: bool = False  # cleared, but its rule latches: it keeps grading the alert until a reset
+    eta_s: float | None = None  # ``ttt``: seconds to the predicted crossing, as predicted at the warning
 
     @property
     def ident(self) -> tuple[int, int, str]:
@@ -125,7 +126,8 @@ def updated(evidence: tuple[Evidence, ...], f: Finding, code: str, grade: int, g
         if not active:
             return evidence, False
         e = Evidence(int(f.subject_kind), f.subject, code, f.rule, True, int(f.event), int(f.severity), grade,
-                     grading_rule, _num(f.value), _num(f.setpoint), f.ts_us, now_us, now_us)
+                     grading_rule, _num(f.value), _num(f.setpoint), f.ts_us, now_us, now_us,
+                     eta_s=_num(f.eta_s))
         if len(evidence) >= MAX_EVIDENCE:
             # full: the new finding takes the place of the least telling one (cleared first, then
             # the lowest grade, then the oldest) if it tells more; the one left out is counted
@@ -140,7 +142,8 @@ def updated(evidence: tuple[Evidence, ...], f: Finding, code: str, grade: int, g
             old, active=True, event=int(f.event), severity=int(f.severity), grade=grade, grading_rule=grading_rule,
             value=_num(f.value) if f.value == f.value else old.value,
             setpoint=_num(f.setpoint) if f.setpoint == f.setpoint else old.setpoint,
-            ts_us=f.ts_us, raised_us=old.raised_us if old.active else now_us, latched=False)
+            ts_us=f.ts_us, raised_us=old.raised_us if old.active else now_us, latched=False,
+            eta_s=_num(f.eta_s) if f.eta_s == f.eta_s else old.eta_s)
     else:
         e = dataclasses.replace(old, active=False, event=int(f.event), ts_us=f.ts_us, latched=old.active and latches,
                                 value=_num(f.value) if f.value == f.value else old.value)

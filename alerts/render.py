@@ -161,7 +161,23 @@ def what(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule | No
         text += rule_name(alert.rule, lang)
         if alert.value is not None and math.isfinite(alert.value):
             text += f" {_num(alert.value)}{sep}{unit}"
+        if family == "ttt":
+            text += _time_left(alert, rule, unit, lang)
     return text
+
+
+def _time_left(alert: Alert, rule: GradingRule | None, unit: str, lang: str) -> str:
+    """``，预计 12 分钟后达到报警值 1%VOL``: the time to the predicted crossing, as predicted at the
+    warning (empty where the finding carried none)."""
+    eta = next((e.eta_s for e in alert.evidence if e.rule == alert.rule and e.eta_s is not None), None)
+    if eta is None:
+        return ""
+    label = rule.setpoint_label.get(lang) if rule and (rule.setpoint_label.zh or rule.setpoint_label.en) else (
+        "the setpoint" if lang == "en" else "报警值")
+    target = f" {_num(alert.setpoint)}{' ' if lang == 'en' else ''}{unit}" if alert.setpoint is not None else ""
+    if lang == "en":
+        return f", expected to reach {label}{target} in {_duration(eta, lang)}"
+    return f"，预计 {_duration(eta, lang)}后达到{label}{target}"
 
 
 def describe(alert: Alert, registry: RegistrySnapshot | None, rule: GradingRule | None, lang: str,

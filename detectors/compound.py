@@ -4,7 +4,9 @@ A rule holds in zone z when every clause holds: at least ``min_count`` sensors o
 kind, in z (scope ``zone``) or in z and its adjacent zones (scope ``adjacent``), satisfy the
 clause's condition, evaluated on the detector state after each batch:
 
-- ``rising`` / ``falling``: robust trend slope beyond ±min_rate_per_min (after its warm-up);
+- ``rising`` / ``falling``: the trend's slope beyond ±min_rate_per_min (after its warm-up) — the
+  same trend as ``ttt`` (detectors/trend.py), re-anchored on a ramp, so a fast rise or drop counts
+  from its second or third reading;
 - ``on`` / ``off``: last value of a switch ≥ 0.5 / < 0.5;
 - ``limit``: a high or low setpoint finding is active; ``stale``: no data; ``anomaly``: anomalous.
 

@@ -154,6 +154,10 @@ class Engine:
             tr.cfg.tau_sc[:n][m] = p.trend_scale_tau_s
             tr.cfg.k[:n][m] = p.trend_huber_k
             tr.cfg.warmup[:n][m] = p.trend_warmup
+            tr.cfg.kappa[:n][m] = p.trend_cusum_kappa
+            tr.cfg.h[:n][m] = p.trend_cusum_h
+            tr.cfg.fit_tol[:n][m] = p.trend_fit_tol
+            tr.cfg.slope_z[:n][m] = p.trend_slope_z
             tr.cfg.horizon_s[:n][m] = p.ttt_horizon_s
             tr.cfg.clear_factor[:n][m] = p.ttt_clear_factor
             tr.cfg.enabled[:n][m] = p.statistics and ("ttt" in en or "compound" in en)

@@ -30,6 +30,7 @@ class Emitter:
         value: np.ndarray | float = np.nan,
         setpoint: np.ndarray | float = np.nan,
         subject_kind: SubjectKind = SubjectKind.SENSOR,
+        eta_s: np.ndarray | float = np.nan,
     ) -> None:
         n = subject.shape[0]
         if self.silent or n == 0:
@@ -49,6 +50,7 @@ class Emitter:
                 col(ts_us, np.int64),
                 col(value, np.float64),
                 col(setpoint, np.float64),
+                col(eta_s, np.float64),
             )
         )
 
@@ -62,6 +64,7 @@ class Emitter:
         ts_us: np.ndarray,
         value: np.ndarray | float = np.nan,
         setpoint: np.ndarray | float = np.nan,
+        eta_s: np.ndarray | float = np.nan,
     ) -> None:
         """Emit raise where ``now & ~was`` and clear where ``was & ~now`` (two-state rules)."""
         change = was != now
@@ -74,7 +77,7 @@ class Emitter:
             a = np.asarray(a)
             return a if a.ndim == 0 else a[idx]
 
-        self.emit(rule, subject[idx], ev, sel(severity), sel(ts_us), sel(value), sel(setpoint))
+        self.emit(rule, subject[idx], ev, sel(severity), sel(ts_us), sel(value), sel(setpoint), eta_s=sel(eta_s))
 
     def __len__(self) -> int:
         return sum(c[1].shape[0] for c in self._chunks)
@@ -93,4 +96,5 @@ class Emitter:
             ts_us=np.concatenate(cols[5]),
             value=np.concatenate(cols[6]),
             setpoint=np.concatenate(cols[7]),
+            eta_s=np.concatenate(cols[8]),
         )

@@ -223,6 +223,8 @@ class FindingBatch:
     ts_us:        int64  time of the reading that caused the event
     value:        float64 the value that caused it (NaN where none, e.g. no-data)
     setpoint:     float64 the setpoint crossed, or the score for statistical rules
+    eta_s:        float64 seconds until the setpoint is predicted to be crossed (``ttt``), else NaN;
+                  optional when building (defaults to NaN)
     """
 
     subject_kind: np.ndarray
@@ -233,8 +235,11 @@ class FindingBatch:
     ts_us: np.ndarray
     value: np.ndarray
     setpoint: np.ndarray
+    eta_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.eta_s is None:
+            object.__setattr__(self, "eta_s", np.full(self.subject.shape[0], np.nan))
         _check_columns(
             "FindingBatch",
             {
@@ -246,6 +251,7 @@ class FindingBatch:
                 "ts_us": (self.ts_us, np.dtype(np.int64)),
                 "value": (self.value, np.dtype(np.float64)),
                 "setpoint": (self.setpoint, np.dtype(np.float64)),
+                "eta_s": (self.eta_s, np.dtype(np.float64)),
             },
         )
 
@@ -264,6 +270,7 @@ class FindingBatch:
         ts_us: Sequence[int] | np.ndarray,
         value: Sequence[float] | np.ndarray | float = np.nan,
         setpoint: Sequence[float] | np.ndarray | float = np.nan,
+        eta_s: Sequence[float] | np.ndarray | float = np.nan,
     ) -> FindingBatch:
         """Build from sequences or scalars (broadcast to the subject column's length)."""
         subject_a = np.asarray(subject, dtype=np.int32).reshape(-1)
@@ -282,6 +289,7 @@ class FindingBatch:
             ts_us=col(ts_us, np.int64),
             value=col(value, np.float64),
             setpoint=col(setpoint, np.float64),
+            eta_s=col(eta_s, np.float64),
         )
 
     @classmethod
@@ -308,6 +316,7 @@ class FindingBatch:
                 ts_us=int(self.ts_us[i]),
                 value=float(self.value[i]),
                 setpoint=float(self.setpoint[i]),
+                eta_s=float(self.eta_s[i]),
             )
             for i in range(len(self))
         ]
@@ -325,3 +334,4 @@ class Finding:
     ts_us: int
     value: float
     setpoint: float
+    eta_s: float = float("nan")  # seconds until the predicted crossing (``ttt``)

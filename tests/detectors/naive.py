@@ -19,6 +19,7 @@ from domain.quality import VALUE_UNTRUSTED, Quality
 from domain.severity import Severity
 
 RAISE, UPDATE, CLEAR = 1, 2, 3
+MEAN_ABS_TO_SD = 1.2533141373155001
 NOTICE = int(Severity.NOTICE)
 
 
@@ -192,8 +193,9 @@ class NaiveEngine:
         st, p = ref.st, ref.p
         n0 = st.get("tr.n", 0)
         floor = ref.res if ref.res > 0 else 1e-9
+        warm = n0 + 1 >= p.trend_warmup
         if n0 == 0:
-            lv, b, sc = x, 0.0, 0.0
+            lv, b, sc, z, se = x, 0.0, 0.0, 0.0, floor
         else:
             lv0, b0, sc0 = st["tr.lv"], st["tr.b"], st["tr.sc"]
             se = max(sc0, floor)
@@ -203,10 +205,12 @@ class NaiveEngine:
             psi = min(max(r, -lim), lim)
             a = -math.expm1(-dt / p.trend_tau_level_s)
             g = -math.expm1(-dt / p.trend_tau_slope_s)
-            lam = -math.expm1(-dt / p.trend_scale_tau_s)
+            lam = max(-math.expm1(-dt / p.trend_scale_tau_s), 1.0 / (n0 + 1))
             lv = pred + a * psi
-            b = b0 + g * a * psi / dt
+            b = b0 + g * (a * psi) / dt
             sc = sc0 + lam * (min(abs(r), 2.0 * lim) - sc0)
+            z = r / (MEAN_ABS_TO_SD * se)
+        lv, b = self.trend_run(st, p, t, x, z, warm, lv, b, se)
         st["tr.lv"], st["tr.b"], st["tr.sc"], st["tr.n"] = lv, b, sc, n0 + 1
         if "ttt" not in self.cfg.enabled:
             return
@@ -217,9 +221,38 @@ class NaiveEngine:
         t_lo = (lo - lv) / b if (b < 0 and lv > lo) else math.inf
         ttt = min(t_hi, t_lo)
         was = st.get("ttt", False)
-        warm = n0 + 1 >= p.trend_warmup
         now = warm and (ttt <= p.ttt_horizon_s or (was and ttt <= p.ttt_horizon_s * p.ttt_clear_factor))
         self.flag(s, "ttt", st, "ttt", now, NOTICE, t)
+
+    @staticmethod
+    def trend_run(st, p, t, x, z, warm, lv, b, se):
+        """CUSUM of the residuals; the run since it left zero re-anchors the trend to its line."""
+        up = max(st.get("tr.up", 0.0) + z - p.trend_cusum_kappa, 0.0) if warm else 0.0
+        dn = max(st.get("tr.dn", 0.0) - z - p.trend_cusum_kappa, 0.0) if warm else 0.0
+        pts = st.setdefault("tr.run", [])  # (Δt s, Δx) of the run's readings; the anchor is (0, 0)
+        t0, x0 = st.get("tr.t0", 0), st.get("tr.x0", 0.0)
+        pts.append(((t - t0) * 1e-6, x - x0))
+        if (up >= p.trend_cusum_h or dn >= p.trend_cusum_h) and len(pts) >= 2:
+            m = len(pts) + 1
+            tm = sum(u for u, _ in pts) / m
+            xm = sum(v for _, v in pts) / m
+            vtt = sum((u - tm) ** 2 for u, _ in pts) + tm * tm
+            vtx = sum((u - tm) * (v - xm) for u, v in pts) + tm * xm
+            vxx = sum((v - xm) ** 2 for _, v in pts) + xm * xm
+            slope = vtx / vtt
+            rss = max(vxx - slope * vtx, 0.0)
+            sd = MEAN_ABS_TO_SD * se
+            line = rss <= p.trend_fit_tol * sd * sd * (m - 2)
+            if line and slope * slope * vtt >= p.trend_slope_z ** 2 * sd * sd:
+                lv = x0 + xm + slope * (pts[-1][0] - tm)
+                b = slope
+                up = dn = 0.0
+            elif not line:
+                up = dn = 0.0
+        if up <= 0.0 and dn <= 0.0:
+            st["tr.t0"], st["tr.x0"], st["tr.run"] = t, lv, []
+        st["tr.up"], st["tr.dn"] = up, dn
+        return lv, b
 
     def anomaly(self, s, ref, x, t):
         st, p = ref.st, ref.p
