@@ -47,12 +47,15 @@ TREND_FIT_TOL = 16.0  # a run re-anchors only if its line leaves a residual vari
 TREND_SLOPE_Z = 4.0  # ... and its slope is this many standard errors from zero
 TTT_HORIZON_S = 900.0  # warn when a setpoint is predicted within 15 min
 TTT_CLEAR_FACTOR = 2.0  # clear when the prediction is beyond 2 × the horizon
-ANOMALY_ALPHA = 0.02  # EWMA weight per reading (half-life ≈ 35 readings)
-ANOMALY_THRESHOLD = 0.75  # score = 1 − exp(−z / ANOMALY_Z_REF); 0.75 ⇔ z ≈ 5.5
-ANOMALY_CLEAR = 0.5  # ⇔ z ≈ 2.8
-ANOMALY_Z_REF = 4.0
-ANOMALY_HUBER = 3.0  # learning clips deviations at 3 scale units
-ANOMALY_WARMUP = 30  # readings learnt unconditionally before scoring
+ANOMALY_ALPHA = 0.1  # level weight of the one-step Holt predictor per reading
+ANOMALY_SLOPE_ALPHA = 0.01  # its slope learns this fraction of each level correction
+ANOMALY_SCALE_ALPHA = 0.02  # residual scale: EWMA weight per reading (half-life ≈ 35 readings)
+ANOMALY_TAIL_MEMORY = 5000  # readings over which each sensor's residual tail is learnt (≈ 42 h at 30 s)
+ANOMALY_HUBER = 3.0  # learning clips residuals at 3 scale units
+ANOMALY_SHIFT_SIGMA = 2.0  # the level CUSUMs are designed for a shift of 2 σ̂
+ANOMALY_BUDGET_PER_1000H = 1.0  # false raises per 1,000 sensor-hours the decision level allows
+ANOMALY_CLEAR = 0.5  # holds while the evidence is at least half the decision level
+ANOMALY_WARMUP = 500  # readings learnt before the rule may raise (the residual tail needs them)
 ANOMALY_REFRACTORY_S = 600.0  # no new anomaly finding within 10 min of the last clear
 STUCK_AFTER_S = 4 * 3600.0  # flat for 4 h: the floor for sensors with no learnt variability
 STUCK_MIN_COUNT = 20
@@ -69,7 +72,9 @@ DRIFT_MIN_PEERS = 2  # peers that must agree (a group has at least this many + 1
 JUMP_FRACTION = 0.5  # one step over half the measuring range is implausible
 JUMP_HOLD_S = 300.0  # a jump that stays is accepted as a step after 5 min
 WINDOW_SIZE = 64
-WINDOW_THRESHOLD = 0.75  # same squash as the anomaly score
+WINDOW_THRESHOLD = 0.75  # score = 1 − exp(−z / WINDOW_Z_REF); 0.75 ⇔ z ≈ 5.5
+WINDOW_CLEAR = 0.5  # ⇔ z ≈ 2.8
+WINDOW_Z_REF = 4.0
 NODATA_FACTOR = 3.0  # stale after 3 expected intervals
 NODATA_MIN_SILENCE_S = 30.0
 GATEWAY_FACTOR = 3.0
@@ -111,10 +116,13 @@ class KindParams:
     ttt_horizon_s: float = TTT_HORIZON_S
     ttt_clear_factor: float = TTT_CLEAR_FACTOR
     anomaly_alpha: float = ANOMALY_ALPHA
-    anomaly_threshold: float = ANOMALY_THRESHOLD
-    anomaly_clear: float = ANOMALY_CLEAR
-    anomaly_z_ref: float = ANOMALY_Z_REF
+    anomaly_slope_alpha: float = ANOMALY_SLOPE_ALPHA
+    anomaly_scale_alpha: float = ANOMALY_SCALE_ALPHA
+    anomaly_tail_memory: int = ANOMALY_TAIL_MEMORY
     anomaly_huber: float = ANOMALY_HUBER
+    anomaly_shift_sigma: float = ANOMALY_SHIFT_SIGMA
+    anomaly_budget_per_1000h: float = ANOMALY_BUDGET_PER_1000H
+    anomaly_clear: float = ANOMALY_CLEAR
     anomaly_warmup: int = ANOMALY_WARMUP
     anomaly_refractory_s: float = ANOMALY_REFRACTORY_S
     stuck_after_s: float = STUCK_AFTER_S
@@ -131,10 +139,12 @@ class KindParams:
     drift_min_peers: int = DRIFT_MIN_PEERS
     jump_fraction: float = JUMP_FRACTION
     jump_hold_s: float = JUMP_HOLD_S
-    anomaly: bool = True  # False: no EWMA anomaly score for this kind (or kind@location class)
+    anomaly: bool = True  # False: no calibrated anomaly score for this kind (or kind@location class)
     window: bool = False
     window_size: int = WINDOW_SIZE
     window_threshold: float = WINDOW_THRESHOLD
+    window_clear: float = WINDOW_CLEAR
+    window_z_ref: float = WINDOW_Z_REF
     statistics: bool = True  # False: only setpoint, quality and liveness rules (switches)
 
     def validate(self, where: str) -> None:
@@ -142,13 +152,17 @@ class KindParams:
             v = getattr(self, f.name)
             if isinstance(v, float) and (math.isnan(v) or v < 0):
                 raise DetectorConfigError(f"{where}.{f.name} must be a non-negative number, got {v}")
-        for name in ("anomaly_alpha", "anomaly_threshold", "anomaly_clear", "window_threshold", "stuck_probability",
-                     "drift_alpha"):
+        for name in ("anomaly_alpha", "anomaly_slope_alpha", "anomaly_scale_alpha", "anomaly_clear",
+                     "window_threshold", "window_clear", "stuck_probability", "drift_alpha"):
             v = getattr(self, name)
             if not 0 < v < 1:
                 raise DetectorConfigError(f"{where}.{name} must lie in (0, 1), got {v}")
-        if self.anomaly_clear > self.anomaly_threshold:
-            raise DetectorConfigError(f"{where}.anomaly_clear must not exceed anomaly_threshold")
+        if self.window_clear > self.window_threshold:
+            raise DetectorConfigError(f"{where}.window_clear must not exceed window_threshold")
+        if self.anomaly_budget_per_1000h <= 0:
+            raise DetectorConfigError(f"{where}.anomaly_budget_per_1000h must be positive")
+        if self.anomaly_tail_memory < 10:
+            raise DetectorConfigError(f"{where}.anomaly_tail_memory must be at least 10 readings")
         if self.stuck_memory < 2:
             raise DetectorConfigError(f"{where}.stuck_memory must be at least 2 readings")
         if self.drift_min_peers < 1:
