@@ -201,6 +201,12 @@ def main() -> None:
     ap.add_argument("--batch-guess", type=float, help="first offered rate, 50-reading messages (default 0.5 x COPY)")
     ap.add_argument("--single-guess", type=float, default=8_000.0, help="first offered rate, single readings")
     ap.add_argument("--backlog-messages", type=int, default=1_000_000)
+    ap.add_argument("--drain-timeout", type=float, default=1800.0,
+                    help="seconds the backlog phase waits for the drain before it reports what it has")
+    ap.add_argument("--stall", type=float, default=0.0,
+                    help="backlog phase: stall the service this long a third into the drain (a reconnect)")
+    ap.add_argument("--stalls", type=int, default=1, help="how many stalls, evenly through the drain")
+    ap.add_argument("--broker-debug", action="store_true", help="the broker logs every packet (slower)")
     ap.add_argument("--outage", type=float, default=60.0, help="seconds the database is down (outage phase)")
     ap.add_argument("--steady-fraction", type=float, default=0.4, help="steady load as a fraction of COPY")
     ap.add_argument("--phases", default="copy,batches,single")
@@ -213,7 +219,7 @@ def main() -> None:
     cluster = PrivateCluster()
     cluster.init(**PG_TUNING)
     cluster.start()
-    broker = Broker(overrides={"sys_interval": "1"})
+    broker = Broker(overrides={"sys_interval": "1", **({"log_type": "all"} if args.broker_debug else {})})
     broker.start()
     db_url = cluster.url("bench")
     try:
@@ -248,7 +254,7 @@ def main() -> None:
             from bench.ingest_parts.backlog import run_backlog
 
             results["backlog"] = run_backlog(cluster, broker, db_url, work, args.steady_fraction * copy_rate,
-                                             args.duration, args.backlog_messages)
+                                             args.duration, args.backlog_messages, args.drain_timeout, args.stall, args.stalls)
         if "outage" in phases:
             from bench.ingest_parts.backlog import run_outage
 
@@ -260,6 +266,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, indent=2, default=str))
+    if results.get("backlog", {}).get("accounting", {}).get("every_reading_once") is False:
+        sys.exit("backlog: lost or duplicated readings (see accounting)")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,12 @@ class MqttBridge:
         self._wake_w.setblocking(False)
         self._reconnect_attempt = 0
         self.connects = 0
+        # The connection a message came on is part of its mid (``_connection_mid``); ``ack`` holds
+        # this lock so that no acknowledgement of the previous connection is queued after paho's
+        # reconnect() has emptied its outgoing queue.
+        self._connection = 0
+        self._ack_lock = threading.Lock()
+        self.stale_acks = 0  # acknowledgements not sent: the message came on an earlier connection
         self.received = 0  # messages taken from the socket (network thread)
         self.inbox_peak = 0  # the most messages the inbox held at once
         self.held_pings = 0  # PINGREQs sent while reads were held
@@ -224,13 +230,18 @@ class MqttBridge:
         acknowledgements were queued.
 
         An acknowledgement that cannot be sent (connection down) is simply lost: the broker
-        redelivers the message, and the write path stores nothing twice.
+        redelivers the message, and the write path stores nothing twice. A message taken on an
+        earlier connection is not acknowledged at all (``_connection_mid``).
         """
         sent = 0
         ack = self._client.ack
-        for mid in mids:
-            if mid and ack(mid, 1) == mqtt.MQTT_ERR_SUCCESS:
-                sent += 1
+        with self._ack_lock:
+            connection = self._connection
+            for mid in mids:
+                if mid >> 16 != connection:
+                    self.stale_acks += mid > 0
+                elif ack(mid & 0xFFFF, 1) == mqtt.MQTT_ERR_SUCCESS:
+                    sent += 1
         if sent:
             self._wake()
         return sent
@@ -256,6 +267,8 @@ class MqttBridge:
     def _run_network(self) -> None:
         client = self._client
         while not self._stopping.is_set():
+            with self._ack_lock:
+                self._connection += 1
             try:
                 client.reconnect()
                 client._sock = ReadAhead(client.socket())  # noqa: SLF001 (paho has no hook to wrap it)
@@ -328,7 +341,8 @@ class MqttBridge:
                 if got is not None:
                     self.fast_messages += 1
                     topic, payload, mid, qos, retain = got
-                    self._deliver(RawMessage(topic, payload, mid if qos else 0, self._clock_us(), qos, retain))
+                    mid = self._connection_mid(mid, qos)
+                    self._deliver(RawMessage(topic, payload, mid, self._clock_us(), qos, retain))
                     with client._msgtime_mutex:  # noqa: SLF001 (paho's keepalive counts bytes it read)
                         client._last_bytes_received = mqtt.time_func()  # noqa: SLF001
                     if len(inbox) >= self.inbox_max:
@@ -401,12 +415,22 @@ class MqttBridge:
             RawMessage(
                 topic=message.topic,
                 payload=message.payload,
-                mid=message.mid if message.qos else 0,
+                mid=self._connection_mid(message.mid, message.qos),
                 received_us=self._clock_us(),
                 qos=message.qos,
                 retain=message.retain,
             )
         )
+
+    def _connection_mid(self, packet_id: int, qos: int) -> int:
+        """The mid handed to the pipeline: the packet id, with the connection's number above it.
+
+        After a reconnect the broker resends every unacknowledged message with its original packet
+        id, so a message taken on the old connection and committed later is acknowledged as that
+        resend (the write path finds it stored), never twice: Mosquitto 2.0.11 can hold more than
+        65,535 messages in flight (it ignores Receive Maximum once acknowledged), their packet ids
+        repeat, and it takes a second PUBACK for the next message with that id."""
+        return (self._connection << 16 | packet_id) if qos else 0
 
     def _deliver(self, message: RawMessage) -> None:
         if message.topic == SESSION_CONTESTED_TOPIC:  # from the broker's plugin, to this client only (QoS 0)

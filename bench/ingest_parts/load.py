@@ -115,13 +115,33 @@ class RawPublisher:
         self.sock.close()
 
 
+class Ledger:
+    """What the publishers sent, per gateway (index in ``gateway_ids()``): messages and the sum of
+    their batch ``ts`` in ms. Every message carries all of its gateway's sensors (50-reading
+    messages), so each sensor must end up with exactly that many rows and that sum of times."""
+
+    def __init__(self) -> None:
+        self.messages = mp.Array("q", GATEWAYS, lock=False)
+        self.ts_ms_sum = mp.Array("q", GATEWAYS, lock=False)
+        self.unacked = mp.Value("q", 0)  # messages sent and never acknowledged by the broker (must be 0)
+
+    def add(self, indices: list[int], messages: list[int], ts_ms_sum: list[int], unacked: int) -> None:
+        for i, n, t in zip(indices, messages, ts_ms_sum):
+            self.messages[i] += n
+            self.ts_ms_sum[i] += t
+        with self.unacked.get_lock():
+            self.unacked.value += unacked
+
+
 def publish_process(port: int, gateways: list[tuple[str, str]], per_message: int, rate_msgs_s: float,
-                    duration_s: float, published: mp.Value, acked: mp.Value, seed: int, max_messages: int = 0) -> None:
+                    duration_s: float, published: mp.Value, acked: mp.Value, seed: int, max_messages: int = 0,
+                    ledger: Ledger | None = None, indices: list[int] | None = None) -> None:
     """Publish for ``duration_s`` at ``rate_msgs_s`` (0: as fast as it goes), or ``max_messages``.
 
     Payloads are the codec's own bytes (``encode_batch``), prepared per gateway in a few value
     variants; only the batch ``ts`` is spliced in per message, strictly increasing per gateway so
-    that every reading has its own (sensor, ts)."""
+    that every reading has its own (sensor, ts). ``ledger`` (with the gateways' ``indices``) gets
+    what was sent per gateway once every message is acknowledged (or the wait gave up)."""
     pub = RawPublisher(port, f"bench-pub-{uuid.uuid4().hex[:8]}")
     rng = np.random.default_rng(seed)
     topics, templates = [], []
@@ -139,6 +159,7 @@ def publish_process(port: int, gateways: list[tuple[str, str]], per_message: int
         templates.append(variants)
     last_ts = [0] * len(gateways)
     turn = [0] * len(gateways)
+    ts_sum = [0] * len(gateways)
     start = time.perf_counter()
     n = 0
     while True:
@@ -159,6 +180,7 @@ def publish_process(port: int, gateways: list[tuple[str, str]], per_message: int
         variants = templates[g]
         head, tail = variants[turn[g] % len(variants)]
         turn[g] += 1
+        ts_sum[g] += ts
         pub.publish(topics[g], head + str(ts).encode() + tail)
         n += 1
         if n % 512 == 0:
@@ -170,13 +192,15 @@ def publish_process(port: int, gateways: list[tuple[str, str]], per_message: int
         time.sleep(0.05)
     acked.value = pub.acked * per_message
     pub.close()
+    if ledger is not None:
+        ledger.add(indices, turn, ts_sum, n - pub.acked)
 
 
 class Offer:
     """Publisher processes splitting the gateways between them."""
 
     def __init__(self, port: int, per_message: int, rate_readings_s: float, duration_s: float, processes: int = 1,
-                 max_messages: int = 0):
+                 max_messages: int = 0, ledger: Ledger | None = None):
         gws = gateway_ids()
         self.published = [mp.Value("q", 0) for _ in range(processes)]
         self.acked = [mp.Value("q", 0) for _ in range(processes)]
@@ -184,7 +208,8 @@ class Offer:
         self.procs = [
             mp.Process(target=publish_process, args=(port, gws[i::processes], per_message, rate_msgs, duration_s,
                                                      self.published[i], self.acked[i], i,
-                                                     max_messages // processes), daemon=True)
+                                                     max_messages // processes, ledger,
+                                                     list(range(i, len(gws), processes))), daemon=True)
             for i in range(processes)
         ]
 

@@ -30,11 +30,12 @@ class ServiceUnderTest:
         self.metrics_port = free_port()
         self.http_port = free_port()
         overrides = env or {}
+        self.client_id = f"bench-{uuid.uuid4().hex[:6]}"
         env = {
             **os.environ,
             "YUJING_DATABASE_URL": db_url,
             "YUJING_MQTT_URL": mqtt_url,
-            "YUJING_MQTT_CLIENT_ID": f"bench-{uuid.uuid4().hex[:6]}",
+            "YUJING_MQTT_CLIENT_ID": self.client_id,
             "YUJING_METRICS_PORT": str(self.metrics_port),
             "YUJING_HTTP_PORT": str(self.http_port),
             "YUJING_LOG_FORMAT": "json",
