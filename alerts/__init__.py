@@ -12,7 +12,8 @@ feed. The public surface is what this module exports (``tests/alerts/test_export
 - vocabulary: :class:`Colour`, :class:`State`, :class:`Alert` and the errors.
 """
 
-from alerts import journal, places, render, silences, transitions
+from alerts import journal, render, silences, transitions
+from alerts.records import places
 from alerts.colours import Colour
 from alerts.feed import AlertFeed, Subscription
 from alerts.lifecycle import Alert, AlertNotFound, State, TransitionError, VersionConflict

@@ -1,4 +1,4 @@
-"""Alerts in PostgreSQL: load, insert and update :class:`~alerts.lifecycle.Alert` records.
+"""The ``alerts`` table: load, insert and update :class:`~alerts.lifecycle.Alert` records.
 
 JSON columns are written as text cast to jsonb and read back as text, so these functions work
 whatever JSON codec a pool's connections have.
@@ -163,3 +163,24 @@ async def latest_for_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> dict
 async def fetch(conn: asyncpg.Connection, where: str, *args, for_update: bool = False) -> list[Alert]:
     sql = f"{SELECT} WHERE {where}{' FOR UPDATE SKIP LOCKED' if for_update else ''}"
     return [from_row(r) for r in await conn.fetch(sql, *args)]
+
+
+async def close_superseded(conn: asyncpg.Connection, alert_ids: Sequence[int]) -> None:
+    """Free the keys of superseded incidents (one open incident per key) before new ones go in."""
+    await conn.execute("UPDATE alerts SET state = 'closed' WHERE id = ANY($1::bigint[])", list(alert_ids))
+
+
+async def mark_routed(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> None:
+    """Record that the alerts' changes up to ``notify_version`` were routed."""
+    await conn.execute(
+        "UPDATE alerts a SET routed_version = u.v FROM unnest($1::bigint[], $2::int[]) AS u(id, v) WHERE a.id = u.id",
+        [a.id for a in alerts], [a.notify_version for a in alerts],
+    )
+
+
+async def mark_told(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> None:
+    """Record that the alerts' state up to ``version`` was published (alerts.updates)."""
+    await conn.execute(
+        "UPDATE alerts a SET told_version = u.v FROM unnest($1::bigint[], $2::int[]) AS u(id, v) WHERE a.id = u.id",
+        [a.id for a in alerts], [a.version for a in alerts],
+    )
