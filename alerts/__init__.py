@@ -1,4 +1,4 @@
-"""Graded alerts and the alert router (issue 4).
+"""Graded alerts and the alert router.
 
 Findings from the detectors become alerts graded in the four warning colours (红橙黄蓝), with a
 durable, audited lifecycle in PostgreSQL, and are routed — grouped, muted, inhibited, escalated —

@@ -129,7 +129,7 @@ class Dispatcher:
         gids = [g["id"] for g in groups]
         mrows = await group_rows.members(conn, gids)
         alert_ids = sorted({m["alert_id"] for m in mrows})
-        alerts = {a.id: a for a in await records.fetch(conn, "id = ANY($1::bigint[])", alert_ids)} if alert_ids else {}
+        alerts = await records.by_ids(conn, alert_ids)
         inhibited = await self._inhibited(conn, alerts)
         by_group: dict[int, list] = {}
         for m in mrows:
@@ -160,10 +160,7 @@ class Dispatcher:
     async def _inhibited(self, conn: asyncpg.Connection, alerts: dict[int, Alert]) -> dict[int, str]:
         """Why each of ``alerts`` is inhibited, judged over the open alerts of their enterprises."""
         enterprises = sorted({a.enterprise for a in alerts.values() if a.enterprise})
-        sources = await records.fetch(
-            conn, "state IN ('firing', 'acknowledged', 'latched') AND active AND enterprise = ANY($1::text[])",
-            enterprises,
-        ) if enterprises and self.policy.inhibit else []
+        sources = await records.open_active_of(conn, enterprises) if enterprises and self.policy.inhibit else []
         return self.inhibitor.inhibited(list(alerts.values()), sources)
 
     def _flush_group(self, g: asyncpg.Record, members: list, flush: _Flush) -> FlushUpdate | None:

@@ -83,7 +83,7 @@ class Escalator:
             if not alert.enterprise:
                 return []
             out = []
-            # only contacts on hosts a province administrator approved (issue 12: SSRF)
+            # only contacts on hosts a province administrator approved (no requests to arbitrary hosts)
             for c in await escalation_contacts(conn, alert.enterprise):
                 if c.get("role") != role:
                     continue

@@ -190,8 +190,7 @@ class AlertsService:
         total = 0
         while True:
             async with conn.transaction():
-                alerts = await records.fetch(conn, "notify_version > routed_version ORDER BY id LIMIT $1",
-                                             ROUTE_BATCH, for_update=True)
+                alerts = await records.unrouted(conn, ROUTE_BATCH)
                 if not alerts:
                     return total
                 await self.dispatcher.route(conn, [(a, False) for a in alerts], now_us)
@@ -204,10 +203,7 @@ class AlertsService:
         total = 0
         while True:
             async with conn.transaction():
-                alerts = await records.fetch(
-                    conn, "state <> 'closed' AND timer_due_us <= $1 ORDER BY id LIMIT $2", now_us, TIMER_BATCH,
-                    for_update=True,
-                )
+                alerts = await records.timers_due(conn, now_us, TIMER_BATCH)
                 if not alerts:
                     return total
                 applied: list[Applied] = []

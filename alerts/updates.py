@@ -54,8 +54,7 @@ class StateUpdates:
         written = 0
         while True:
             async with conn.transaction():
-                alerts = await records.fetch(conn, "version > told_version ORDER BY id LIMIT $1", BATCH,
-                                             for_update=True)
+                alerts = await records.untold(conn, BATCH)
                 if not alerts:
                     return written
                 untold = [a for a in alerts if enabled and a.version > a.notify_version]

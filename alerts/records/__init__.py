@@ -10,6 +10,7 @@ Nothing else in ``alerts/`` runs SQL.
 
 from alerts.records.alert_rows import (
     SELECT,
+    by_ids,
     close_superseded,
     fetch,
     from_row,
@@ -18,8 +19,13 @@ from alerts.records.alert_rows import (
     latest_for_keys,
     mark_routed,
     mark_told,
+    open_active_of,
+    timers_due,
+    unrouted,
+    untold,
     update,
+    visible,
 )
 
-__all__ = ["SELECT", "close_superseded", "fetch", "from_row", "get", "insert", "latest_for_keys", "mark_routed",
-           "mark_told", "update"]
+__all__ = ["SELECT", "by_ids", "close_superseded", "fetch", "from_row", "get", "insert", "latest_for_keys",
+           "mark_routed", "mark_told", "open_active_of", "timers_due", "unrouted", "untold", "update", "visible"]

@@ -46,3 +46,16 @@ async def expire(conn: asyncpg.Connection, silence_id: int, actor: str, now_us: 
                    version = version + 1 WHERE id = $1 RETURNING {_COLUMNS}""",
         silence_id, now_us, actor,
     )
+
+
+async def visible(conn: asyncpg.Connection, silence_id: int, scope_sql: str, *args) -> bool:
+    """Whether the silence exists within a caller's scope (``scope_sql`` uses ``$2``… for ``args``)."""
+    found = await conn.fetchval(f"SELECT id FROM alert_silences WHERE id = $1 AND {scope_sql}", silence_id, *args)
+    return found is not None
+
+
+async def ids_where(conn: asyncpg.Connection, where_sql: str, args: list, limit: int) -> list[int]:
+    """Ids of at most ``limit`` silences matching ``where_sql`` (``$1``… for ``args``), newest first."""
+    rows = await conn.fetch(f"SELECT id FROM alert_silences WHERE {where_sql} ORDER BY id DESC LIMIT ${len(args) + 1}",
+                            *args, limit)
+    return [r["id"] for r in rows]
