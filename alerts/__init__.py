@@ -1,4 +1,4 @@
-"""Graded alerts and the alert router (issue 4).
+"""Graded alerts and the alert router.
 
 Findings from the detectors become alerts graded in the four warning colours (红橙黄蓝), with a
 durable, audited lifecycle in PostgreSQL, and are routed — grouped, muted, inhibited, escalated —
@@ -13,7 +13,8 @@ feed. The public surface is what this module exports (``tests/alerts/test_export
 - vocabulary: :class:`Colour`, :class:`State`, :class:`Alert` and the errors.
 """
 
-from alerts import journaled, places, render, silences, transitions
+from alerts import journaled, render, silences, transitions
+from alerts.records import places
 from alerts.colours import Colour
 from alerts.feed import AlertFeed, Subscription
 from alerts.lifecycle import Alert, AlertNotFound, State, TransitionError, VersionConflict

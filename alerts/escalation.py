@@ -1,7 +1,7 @@
 """Escalation by time unacknowledged: enterprise safety officer → county → city → province centre.
 
 Each grade has a chain of steps (``after``: time unacknowledged at that grade). A step is due at
-``unacked_since + after``; acknowledging stops the chain, a rise in grade restarts it, shelving,
+``unacked_since + after`` (:func:`alerts.timers.deadlines`); acknowledging stops the chain, a rise in grade restarts it, shelving,
 a silence or a maintenance window postpones it. Targets:
 
 - ``enterprise:<role>``: the enterprise's registry contacts with that role (``enterprises.contacts``
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from alerts.lifecycle import Alert, State
+from alerts.alert import Alert
 from alerts.policy import EscalationStep, Policy
 from domain.registry import RegistrySnapshot
 from store.contact_hosts import escalation_contacts
@@ -55,16 +55,6 @@ class Escalator:
     def chain(self, alert: Alert) -> tuple[EscalationStep, ...]:
         return self.policy.escalation.chains.get(alert.grade, ())
 
-    def waiting(self, alert: Alert) -> bool:
-        return (alert.acked_us is None and alert.unacked_since_us is not None
-                and alert.state in (State.FIRING, State.LATCHED))
-
-    def due_us(self, alert: Alert) -> int | None:
-        chain = self.chain(alert)
-        if not self.waiting(alert) or alert.escalation_step >= len(chain):
-            return None
-        return alert.unacked_since_us + int(chain[alert.escalation_step].after_s * 1e6)
-
     def centre_for(self, alert: Alert, level: str, registry: RegistrySnapshot) -> str | None:
         chain = list(alert.regions)
         start = next((i for i, c in enumerate(chain)
@@ -93,7 +83,7 @@ class Escalator:
             if not alert.enterprise:
                 return []
             out = []
-            # only contacts on hosts a province administrator approved (issue 12: SSRF)
+            # only contacts on hosts a province administrator approved (no requests to arbitrary hosts)
             for c in await escalation_contacts(conn, alert.enterprise):
                 if c.get("role") != role:
                     continue

@@ -13,6 +13,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
+
+from alerts.records import journal_reads
+
 FEED_QUEUE = 1000
 
 CLOSED: dict[str, Any] = {"type": "closed", "reason": "fell behind; reload and subscribe again"}
@@ -94,3 +98,34 @@ class AlertFeed:
             if not sub._offer(event):
                 self._subs.discard(sub)
                 self.dropped += 1
+
+
+class JournalFollower:
+    """Publishes the audit journal's new entries to a live feed, starting at the head it first sees."""
+
+    def __init__(self, feed: AlertFeed) -> None:
+        self.feed = feed
+        self.seq: int | None = None
+
+    async def start(self, conn: asyncpg.Connection) -> None:
+        """Begin at the journal's current head (once)."""
+        if self.seq is None:
+            self.seq = await journal_reads.head_seq(conn)
+
+    async def publish(self, conn: asyncpg.Connection) -> int:
+        """Publish the entries after the last one published; returns how many."""
+        if self.seq is None:
+            await self.start(conn)
+            return 0
+        entries = await journal_reads.entries_after(conn, self.seq)
+        for r in entries:
+            detail = r["detail"]
+            self.feed.publish({
+                "type": "alert" if r["alert_id"] is not None else "silence",
+                "seq": r["seq"], "at_us": r["at_us"], "alert_id": r["alert_id"], "alert_key": r["alert_key"],
+                "version": r["version"], "action": r["action"], "actor": r["actor"],
+                "enterprise": (detail.get("alert") or {}).get("enterprise"), "detail": detail,
+            })
+        if entries:
+            self.seq = entries[-1]["seq"]
+        return len(entries)

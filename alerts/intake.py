@@ -1,22 +1,38 @@
 """How one finding changes one alert: graded by the policy, then through the lifecycle.
 
-Pure (no I/O, "now" passed in): :class:`AlertsService` applies every finding of a batch with it
-inside its transaction, and ``bench/false_alarms.py`` replays a simulated day through the same
+Pure (no I/O, "now" passed in): :meth:`Intake.fold` applies every finding of a batch, which
+:class:`AlertsService` does inside its transaction, and ``bench/false_alarms.py`` replays a simulated day through the same
 steps in memory, so what the bench counts is what the service would open.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 from alerts import incidents, lifecycle
 from alerts.colours import Colour
 from alerts.grading import Grade, Grader
 from alerts.incidents import Evidence
 from alerts.labels import labels_for, subject_of
-from alerts.lifecycle import Alert, Change, State
+from alerts.alert import Alert, Applied, Change, State
 from alerts.policy import Policy
+from alerts.timers import deadlines
 from domain.messages import Finding
 from domain.registry import RegistrySnapshot
 from domain.severity import FindingEvent, Severity, SubjectKind
+
+
+@dataclasses.dataclass
+class Folded:
+    """What a batch of findings did: new alerts, changed ones, superseded ids, the changes applied."""
+
+    new: dict[str, Alert] = dataclasses.field(default_factory=dict)  # by key
+    touched: dict[int, Alert] = dataclasses.field(default_factory=dict)  # existing alerts changed in any way
+    superseded: list[int] = dataclasses.field(default_factory=list)
+    applied: list[Applied] = dataclasses.field(default_factory=list)
+    replayed: int = 0  # findings ignored as replays of ones already applied
+    opened: int = 0
 
 
 class Intake:
@@ -71,7 +87,7 @@ class Intake:
             return True
         if any(e.subject == f.subject and e.subject_kind == int(f.subject_kind) for e in alert.evidence):
             return True
-        return (alert.resolved_us or alert.updated_us) + int(self.policy.lifecycle.fold_window_s * 1e6) > now_us
+        return deadlines(alert, self.policy, self.grader).fold_window_ends_us > now_us
 
     def _grade_of(self, f: Finding, registry: RegistrySnapshot | None, alert: Alert | None) -> tuple[Grade, str]:
         if registry is not None:
@@ -178,29 +194,35 @@ class Intake:
             return lifecycle._regrade(alert, alert.base_grade, now_us, reason="spread ended")
         return None
 
-    def settle(self, a: Alert, now_us: int) -> list[Change]:
-        """The timers that need nothing but the alert and the policy, in the ticker's order:
-        flapping that has gone quiet ends, a persisting condition is upgraded."""
-        out = []
-        fl = self.policy.lifecycle.flapping
-        if a.flapping and fl is not None:
-            last = max(a.flap_changes_us) if a.flap_changes_us else a.updated_us
-            if last + int(fl.quiet_s * 1e6) <= now_us:
-                out.append(lifecycle.flapping_ended(a, now_us, self.latch(a)))
-        rule = self.grader.rule_named(a.grading_rule)
-        if (rule is not None and rule.persist is not None and a.base_grade == rule.colour
-                and a.grade_since_us + int(rule.persist.after_s * 1e6) <= now_us):
-            ch = lifecycle.upgrade(a, rule.persist.colour, "persist", now_us)
-            if ch is not None:
-                ch.detail["after_s"] = rule.persist.after_s
-                out.append(ch)
+    def fold(self, rows: Sequence[Finding], keys: Sequence[str], latest: Mapping[str, Alert],
+             registry: RegistrySnapshot, now_us: int) -> Folded:
+        """Fold findings (in time order, with their incident keys) into the newest alert of each key:
+        supersede a resolved incident past its fold window, skip replays, open, grade and apply,
+        then judge spreading once per changed alert."""
+        out = Folded()
+        for f, key in zip(rows, keys, strict=True):
+            alert = out.new.get(key) or latest.get(key)
+            if alert is not None and alert.state is not State.CLOSED and not self.joins(alert, f, now_us):
+                out.applied.append(Applied.of(alert, lifecycle.superseded(alert, now_us)))
+                out.touched[alert.id] = alert
+                out.superseded.append(alert.id)
+                alert = None
+            if self.is_replay(alert, f):
+                out.replayed += 1
+                continue
+            if alert is None or alert.state is State.CLOSED:
+                opened = self.open(f, registry, now_us)
+                if opened is not None:
+                    out.new[key] = opened[0]
+                    out.opened += 1
+                    out.applied.append(Applied.of(*opened))
+                continue
+            change = self.apply(alert, f, now_us, registry)
+            if alert.id:
+                out.touched[alert.id] = alert
+            if change is not None:
+                out.applied.append(Applied.of(alert, change))
+        for alert in [*out.new.values(), *out.touched.values()]:
+            if alert.state is not State.CLOSED and (ch := self.spread(alert, now_us)) is not None:
+                out.applied.append(Applied.of(alert, ch))
         return out
-
-    def auto_close(self, a: Alert, now_us: int) -> Change | None:
-        lc = self.policy.lifecycle
-        if (a.state is State.RESOLVED and lc.auto_close_after_s is not None
-                and (a.acked or not lc.auto_close_require_ack)
-                and (a.resolved_us or a.updated_us) + int(lc.auto_close_after_s * 1e6) <= now_us):
-            return lifecycle.auto_closed(a, now_us)
-        return None
-

@@ -17,7 +17,7 @@ from alerts import render
 from alerts.colours import Colour
 from alerts.grading import Grader
 from alerts.lifecycle import Alert, State
-from alerts.outbox import NewNotification
+from alerts.records.outbox import NewNotification
 from alerts.policy import MqttChannel, Receiver
 from domain.registry import RegistrySnapshot
 from domain.severity import SubjectKind

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import random
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -30,98 +28,13 @@ from alerts.policy import (
     WebhookChannel,
     WeComChannel,
 )
+from alerts.records.outbox import Claimed, claim, mark_delivered, mark_failed, mark_retry
+from domain.clock import Clock
 from store import secretbox
+from store.errors import TRANSIENT_ERRORS
+from store.periodic import Sleep, run_every
 
 log = logging.getLogger("yujing.alerts.outbox")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NewNotification:
-    idempotency_key: str
-    receiver: str
-    channel: str
-    channel_type: str
-    payload: dict[str, Any]
-    alert_ids: tuple[int, ...]
-    target: dict[str, Any] | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Claimed:
-    id: int
-    idempotency_key: str
-    receiver: str
-    channel: str
-    channel_type: str
-    target: dict[str, Any] | None
-    payload: dict[str, Any]
-    attempts: int
-    created_us: int
-
-
-async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewNotification], now_us: int) -> int:
-    """Insert notifications (the caller's transaction); an existing key is left alone."""
-    if not rows:
-        return 0
-    result = await conn.fetch(
-        """INSERT INTO alert_outbox (idempotency_key, receiver, channel, channel_type, target, payload, alert_ids,
-                                     created_us, next_attempt_us)
-           SELECT k, r, c, t, tg::jsonb, p::jsonb, string_to_array(a, ',')::bigint[], $8, $8
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                AS u(k, r, c, t, tg, p, a)
-           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id""",
-        [n.idempotency_key for n in rows], [n.receiver for n in rows], [n.channel for n in rows],
-        [n.channel_type for n in rows],
-        [json.dumps(n.target, ensure_ascii=False) if n.target is not None else None for n in rows],
-        [json.dumps(n.payload, ensure_ascii=False) for n in rows],
-        [",".join(map(str, n.alert_ids)) for n in rows], now_us,
-    )
-    return len(result)
-
-
-async def claim(conn: asyncpg.Connection, owner: str, now_us: int, lease_s: float, limit: int) -> list[Claimed]:
-    rows = await conn.fetch(
-        """UPDATE alert_outbox SET lease_until_us = $2, lease_owner = $3, attempts = attempts + 1
-           WHERE id IN (SELECT id FROM alert_outbox
-                        WHERE state = 'pending' AND next_attempt_us <= $1
-                          AND (lease_until_us IS NULL OR lease_until_us <= $1)
-                        ORDER BY next_attempt_us, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-           RETURNING id, idempotency_key, receiver, channel, channel_type, target::text AS target,
-                     payload::text AS payload, attempts, created_us""",
-        now_us, now_us + int(lease_s * 1e6), owner, limit,
-    )
-    out = [
-        Claimed(r["id"], r["idempotency_key"], r["receiver"], r["channel"], r["channel_type"],
-                json.loads(r["target"]) if r["target"] else None, json.loads(r["payload"]), r["attempts"],
-                r["created_us"])
-        for r in rows
-    ]
-    out.sort(key=lambda c: c.id)
-    return out
-
-
-async def mark_delivered(conn: asyncpg.Connection, row_id: int, owner: str, now_us: int) -> None:
-    await conn.execute(
-        "UPDATE alert_outbox SET state = 'delivered', delivered_us = $3, lease_until_us = NULL, last_error = NULL"
-        " WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
-        row_id, owner, now_us,
-    )
-
-
-async def mark_retry(conn: asyncpg.Connection, row_id: int, owner: str, next_attempt_us: int, error: str) -> None:
-    await conn.execute(
-        "UPDATE alert_outbox SET next_attempt_us = $3, lease_until_us = NULL, last_error = $4"
-        " WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
-        row_id, owner, next_attempt_us, error[:1000],
-    )
-
-
-async def mark_failed(conn: asyncpg.Connection, row_id: int, owner: str, error: str) -> None:
-    await conn.execute(
-        "UPDATE alert_outbox SET state = 'failed', lease_until_us = NULL, last_error = $3"
-        " WHERE id = $1 AND state = 'pending' AND lease_owner = $2",
-        row_id, owner, error[:1000],
-    )
 
 
 def backoff_s(attempts: int, initial_s: float, max_s: float, rng: random.Random) -> float:
@@ -159,7 +72,7 @@ class DeliveryStats:
 class Deliverer:
     """Delivers due outbox rows; one pass per :meth:`deliver_due`, forever in :meth:`run`."""
 
-    def __init__(self, pool: asyncpg.Pool, policy: Policy, sender: Sender, clock: Callable[[], float],
+    def __init__(self, pool: asyncpg.Pool, policy: Policy, sender: Sender, clock: Clock,
                  owner: str, rng: random.Random | None = None) -> None:
         self.pool = pool
         self.policy = policy
@@ -170,9 +83,6 @@ class Deliverer:
         self.stats = DeliveryStats()
         self._last_error: dict[str, str] = {}
 
-    def _now_us(self) -> int:
-        return int(self.clock() * 1e6)
-
     def _channel(self, row: Claimed) -> Channel | None:
         if row.channel.startswith("contact:"):
             return contact_channel(row.target or {})
@@ -182,7 +92,7 @@ class Deliverer:
     async def deliver_due(self) -> int:
         """Claim what is due and deliver it concurrently; returns how many rows were attempted."""
         async with self.pool.acquire() as conn:
-            rows = await claim(conn, self.owner, self._now_us(), self.policy.outbox.lease_s,
+            rows = await claim(conn, self.owner, self.clock(), self.policy.outbox.lease_s,
                                self.policy.outbox.concurrency * 4)
         if not rows:
             return 0
@@ -208,7 +118,7 @@ class Deliverer:
             except Exception as exc:  # one notification: a bug in a channel must not stop the others
                 log.exception("channel %s raised unexpectedly for %s", row.channel_type, row.idempotency_key)
                 error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
-        now = self._now_us()
+        now = self.clock()
         async with self.pool.acquire() as conn:
             if error is None:
                 await mark_delivered(conn, row.id, self.owner, now)
@@ -234,23 +144,30 @@ class Deliverer:
 
     async def run(self, wake: asyncio.Event | None = None, idle_s: float = 0.5) -> None:
         """Deliver until cancelled; ``wake`` shortens the idle wait when new rows are enqueued."""
-        while True:
-            n = 0
-            try:
-                n = await self.deliver_due()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox pass failed, retrying: %s", exc)
-                await asyncio.sleep(idle_s)
-            except Exception:  # one pass; never the loop
-                log.exception("outbox pass failed unexpectedly")
-                await asyncio.sleep(idle_s)
-            if n:
-                continue
-            if wake is None:
-                await asyncio.sleep(idle_s)
-                continue
-            try:
-                await asyncio.wait_for(wake.wait(), idle_s)
-            except TimeoutError:
+        await run_every("outbox pass", idle_s, self._drain, sleep=woken_or_after(wake))
+
+    async def _drain(self) -> None:
+        """Deliver what is due until nothing is; an unexpected error ends this pass, never the loop."""
+        try:
+            while await self.deliver_due():
                 pass
-            wake.clear()
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            log.exception("outbox pass failed unexpectedly")
+
+
+def woken_or_after(wake: asyncio.Event | None) -> Sleep:
+    """A sleep for :func:`store.periodic.run_every` that ends early when ``wake`` is set (and clears it)."""
+
+    async def sleep(interval_s: float) -> None:
+        if wake is None:
+            await asyncio.sleep(interval_s)
+            return
+        try:
+            await asyncio.wait_for(wake.wait(), interval_s)
+        except TimeoutError:
+            pass
+        wake.clear()
+
+    return sleep

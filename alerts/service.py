@@ -1,27 +1,27 @@
-"""The alerts service: findings in, graded alerts and notifications out.
+"""The alerts service: findings in, graded alerts and notifications out — the alerts' order in one place.
 
-``handle(findings)`` is what the ingest pipeline calls: it applies one batch of findings to the
-alerts in one transaction (grading, lifecycle, spread upgrades, routing into groups, journal) and
-returns once that is committed — it never waits for a notification to be delivered. ``run()``
-runs the loops until cancelled, in one TaskGroup: the *ticker* (route operator changes, fire due
-timers — shelving expiry, flapping end, persistence upgrades, escalation, auto-close — flush due
-groups, publish journal entries to the live feed, write the journal anchor) and the *outbox
-deliverer*. ``tick(now_us)`` runs one ticker pass, which is what tests drive with a fake clock.
+    handle(findings), one transaction:
+        intake ─▶ grade ─▶ lifecycle ─▶ spread   (Intake.fold: one incident per place and cause)
+               ─▶ route into groups ─▶ save ─▶ journal                          (_commit)
+    tick(), in order:
+        mute       silences and maintenance windows now; release what an ended one held
+        route      operator changes (acknowledge … resolve) that deserve a notification
+        timers     shelving expiry, flapping end, persistence upgrade, escalation, auto-close
+                   (Timers.fire; an escalation step is rendered by the dispatcher) ─▶ route ─▶ journal
+        flush      due groups ─▶ mute (shelved, silenced, maintenance) ─▶ inhibit ─▶ render ─▶ outbox
+        tell       changes the router does not tell (ack, assign, shelve, close) ─▶ MQTT outbox
+        feed       journal ─▶ live feed; journal head ─▶ anchor
+    deliverer: outbox ─▶ channel ─▶ delivered | retry with capped jittered backoff | failed
 
-The pipeline, in order (one place, as Alertmanager's ``notify.BuildPipeline``):
-
-    findings ─▶ grade ─▶ lifecycle ─▶ spread ─▶ route into groups            (handle, one tx)
-    timers   ─▶ lifecycle ─▶ escalate (outbox) ─▶ route                      (tick, one tx)
-    groups   ─▶ mute (shelved, silenced, maintenance) ─▶ inhibit ─▶ render ─▶ outbox   (tick, one tx)
-    changes the router does not tell (ack, assign, shelve, close) ─▶ MQTT outbox     (tick, one tx)
-    outbox   ─▶ channel ─▶ mark delivered | retry with backoff | failed       (deliverer)
+``handle`` returns once its transaction is committed; it never waits for a delivery. ``run()``
+runs the ticker and the deliverer in one TaskGroup until cancelled. "Now" comes from the injected
+clock (integer µs); tests drive :meth:`tick` and :meth:`deliver` with a fake one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import os
 import socket
@@ -31,33 +31,33 @@ import asyncpg
 import httpx
 
 import journal
-from alerts import lifecycle, notify, records
+from alerts import records
+from alerts.alert import Alert, Applied
 from alerts.channels import Sender
 from alerts.colours import Colour
 from alerts.dispatch import Dispatcher
 from alerts.escalation import Escalator
-from alerts.feed import AlertFeed
+from alerts.feed import AlertFeed, JournalFollower
 from alerts.grading import Grader
 from alerts.intake import Intake
-from alerts.lifecycle import OPEN_STATES, Alert, Change, State
-from alerts.outbox import Deliverer, NewNotification, enqueue
+from alerts.outbox import Deliverer, woken_or_after
 from alerts.policy import Policy
+from alerts.records import groups as group_rows
+from alerts.records.outbox import NewNotification
 from alerts.silences import Muter, list_silences, maintenance_active
+from alerts.timers import Timers
 from alerts.updates import StateUpdates
+from domain.clock import Clock
 from domain.messages import FindingBatch
 from domain.registry import RegistrySnapshot
+from store.errors import TRANSIENT_ERRORS
+from store.periodic import run_every
 
 log = logging.getLogger("yujing.alerts")
 
-MUTED_RECHECK_S = 30.0
 TIMER_BATCH = 1000
 FLUSH_BATCH = 500
-
-_Rec = tuple[Alert, Change, int, dict]  # alert, change, version after it, snapshot after it
-
-
-def _record(out: list[_Rec], alert: Alert, change: Change) -> None:
-    out.append((alert, change, alert.version, alert.snapshot()))
+ROUTE_BATCH = 1000
 
 
 @dataclasses.dataclass
@@ -76,7 +76,7 @@ class AlertsService:
         pool: asyncpg.Pool,
         policy: Policy,
         registry: Callable[[], RegistrySnapshot],
-        clock: Callable[[], float],
+        clock: Clock,
         feed: AlertFeed,
         mqtt_publish: Callable[[str, bytes], None] | None = None,
         *,
@@ -93,7 +93,9 @@ class AlertsService:
         self.intake = Intake(policy, self.grader)
         self.dispatcher = Dispatcher(policy, self.grader, registry, mqtt_enabled=mqtt_publish is not None)
         self.escalator = Escalator(policy, registry)
+        self.timers = Timers(policy, self.grader, self.intake.latch, self.escalator, self.dispatcher)
         self.updates = StateUpdates(policy, self.grader, registry)
+        self.follower = JournalFollower(feed)
         self.stats = ServiceStats()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._http = http
@@ -102,42 +104,13 @@ class AlertsService:
         self.deliverer: Deliverer | None = None
         self._wake_tick = asyncio.Event()
         self._wake_outbox = asyncio.Event()
-        self._feed_seq: int | None = None
         self._muting: frozenset = frozenset()
         self._anchor = journal.Anchor.from_policy(policy)
         for w in policy.warnings:
             log.warning("alerts policy: %s", w)
 
-    # ------------------------------------------------------------------ helpers
-
     def now_us(self) -> int:
-        return int(self.clock() * 1e6)
-
-    def _latch(self, alert: Alert) -> bool:
-        return self.intake.latch(alert)
-
-    def _next_timer(self, alert: Alert) -> int | None:
-        """The next time something may happen to the alert without a new finding."""
-        if alert.state is State.CLOSED:
-            return None
-        due: list[int] = []
-        if alert.shelved_until_us is not None:
-            due.append(alert.shelved_until_us)
-        fl = self.policy.lifecycle.flapping
-        if alert.flapping and fl is not None:
-            last = max(alert.flap_changes_us) if alert.flap_changes_us else alert.updated_us
-            due.append(last + int(fl.quiet_s * 1e6))
-        rule = self.grader.rule_named(alert.grading_rule)
-        if (rule is not None and rule.persist is not None and alert.active and alert.state in OPEN_STATES
-                and alert.grade < rule.persist.colour and alert.base_grade == rule.colour):
-            due.append(alert.grade_since_us + int(rule.persist.after_s * 1e6))
-        esc = self.escalator.due_us(alert)
-        if esc is not None:
-            due.append(esc)
-        lc = self.policy.lifecycle
-        if alert.state is State.RESOLVED and lc.auto_close_after_s is not None and (alert.acked or not lc.auto_close_require_ack):
-            due.append((alert.resolved_us or alert.updated_us) + int(lc.auto_close_after_s * 1e6))
-        return min(due) if due else None
+        return self.clock()
 
     # ------------------------------------------------------------------ findings
 
@@ -153,60 +126,35 @@ class AlertsService:
         keys = [self.intake.identity(f, registry) for f in rows]
         async with self.pool.acquire() as conn, conn.transaction():
             latest = await records.latest_for_keys(conn, list(dict.fromkeys(keys)))
-            new: dict[str, Alert] = {}
-            touched: dict[int, Alert] = {}  # existing alerts changed in any way
-            superseded: list[int] = []
-            changes: list[_Rec] = []
-            for f, key in zip(rows, keys, strict=True):
-                alert = new.get(key) or latest.get(key)
-                if alert is not None and alert.state is not State.CLOSED and not self.intake.joins(alert, f, now_us):
-                    _record(changes, alert, lifecycle.superseded(alert, now_us))
-                    touched[alert.id] = alert
-                    superseded.append(alert.id)
-                    alert = None
-                if self.intake.is_replay(alert, f):
-                    self.stats.replayed += 1
-                    continue
-                if alert is None or alert.state is State.CLOSED:
-                    opened = self.intake.open(f, registry, now_us)
-                    if opened is None:
-                        continue
-                    alert, change = opened
-                    new[key] = alert
-                    self.stats.opened += 1
-                    _record(changes, alert, change)
-                    continue
-                change = self.intake.apply(alert, f, now_us, registry)
-                if alert.id:
-                    touched[alert.id] = alert
-                if change is not None:
-                    _record(changes, alert, change)
-            for alert in [*new.values(), *touched.values()]:
-                if alert.state is not State.CLOSED and (ch := self.intake.spread(alert, now_us)) is not None:
-                    _record(changes, alert, ch)
-            if superseded:  # free their keys (one open incident per key) before the new ones go in
-                await conn.execute("UPDATE alerts SET state = 'closed' WHERE id = ANY($1::bigint[])", superseded)
-            await self._commit(conn, list(new.values()), list(touched.values()), changes, now_us)
+            folded = self.intake.fold(rows, keys, latest, registry, now_us)
+            self.stats.replayed += folded.replayed
+            self.stats.opened += folded.opened
+            if folded.superseded:  # free their keys (one open incident per key) before the new ones go in
+                await records.close_superseded(conn, folded.superseded)
+            new, touched = list(folded.new.values()), list(folded.touched.values())
+            for a in [*new, *touched]:
+                a.timer_due_us = self.timers.next_due_us(a)
+            await self._commit(conn, new, touched, folded.applied, now_us)
         self._wake_tick.set()
 
     async def _commit(self, conn: asyncpg.Connection, new: Sequence[Alert], touched: Sequence[Alert],
-                      changes: Sequence[_Rec], now_us: int, schedule: bool = True) -> None:
-        if schedule:
-            for a in [*new, *touched]:
-                a.timer_due_us = self._next_timer(a)
+                      applied: Sequence[Applied], now_us: int) -> None:
+        """Save what a pass did: insert new alerts, route the changes worth a notification (urgent when
+        any of an alert's was), update the changed alerts, journal every change."""
         await records.insert(conn, new)
-        notify_changes = {}
-        for a, c, _, _ in changes:
-            if c.notify:
-                prev = notify_changes.get(id(a))
-                notify_changes[id(a)] = (a, c.urgent or (prev[1] if prev else False))
+        notify_changes: dict[int, tuple[Alert, bool]] = {}
+        for ap in applied:
+            if ap.change.notify:
+                prev = notify_changes.get(id(ap.alert))
+                notify_changes[id(ap.alert)] = (ap.alert, ap.change.urgent or (prev[1] if prev else False))
         await self.dispatcher.route(conn, list(notify_changes.values()), now_us)
         await records.update(conn, touched)
         await journal.append(conn, [
-            journal.Entry(now_us, a.id, a.alert_key, version, c.action, c.actor, {**c.detail, "alert": snap})
-            for a, c, version, snap in changes
+            journal.Entry(now_us, ap.alert.id, ap.alert.alert_key, ap.version, ap.change.action, ap.change.actor,
+                          {**ap.change.detail, "alert": ap.snapshot})
+            for ap in applied
         ])
-        self.stats.transitions += len(changes)
+        self.stats.transitions += len(applied)
 
     # ------------------------------------------------------------------ ticker
 
@@ -215,140 +163,70 @@ class AlertsService:
         now = self.now_us() if now_us is None else now_us
         done = {"routed": 0, "timers": 0, "outbox": 0, "feed": 0}
         async with self.pool.acquire() as conn:
-            silences = await list_silences(conn, active_at_us=now)
-            muter = Muter(silences, self.policy.maintenance)
-            muting = frozenset(s.id for s in silences) | frozenset(
-                m.name for m in self.policy.maintenance if maintenance_active(m, now))
-            if self._muting - muting:  # a silence or window ended: release what it held, now
-                await conn.execute(
-                    """UPDATE alert_groups g SET next_due_us = $1 WHERE (g.next_due_us IS NULL OR g.next_due_us > $1)
-                         AND EXISTS (SELECT 1 FROM alert_group_members m JOIN alerts a ON a.id = m.alert_id
-                                     WHERE m.group_id = g.id AND a.notify_version > m.notified_version)""", now)
-            self._muting = muting
+            muter = await self._muter(conn, now)
             done["routed"] = await self._route_pending(conn, now)
-            done["timers"] = await self._timers(conn, now, muter)
-            while True:
-                async with conn.transaction():
-                    groups, written = await self.dispatcher.flush_due(conn, now, muter, FLUSH_BATCH)
-                done["outbox"] += written
-                if groups < FLUSH_BATCH:
-                    break
+            done["timers"] = await self._fire_timers(conn, now, muter)
+            done["outbox"] = await self._flush(conn, now, muter)
             done["outbox"] += await self.updates.run(conn, now, enabled=self.mqtt_publish is not None)
-            done["feed"] = await self._publish_feed(conn)
+            done["feed"] = await self.follower.publish(conn)
+            self.stats.feed_events += done["feed"]
             if self._anchor is not None:
                 await self._anchor.write(conn, now)
         if done["outbox"]:
             self._wake_outbox.set()
         return done
 
+    async def _muter(self, conn: asyncpg.Connection, now_us: int) -> Muter:
+        """What mutes notifications now; when a silence or window has ended, release what it held, now."""
+        silences = await list_silences(conn, active_at_us=now_us)
+        muting = frozenset(s.id for s in silences) | frozenset(
+            m.name for m in self.policy.maintenance if maintenance_active(m, now_us))
+        if self._muting - muting:
+            await group_rows.release_held(conn, now_us)
+        self._muting = muting
+        return Muter(silences, self.policy.maintenance)
+
     async def _route_pending(self, conn: asyncpg.Connection, now_us: int) -> int:
         """Route changes made by operator transitions (they bump notify_version, not groups)."""
         total = 0
         while True:
             async with conn.transaction():
-                alerts = await records.fetch(conn, "notify_version > routed_version ORDER BY id LIMIT 1000",
-                                             for_update=True)
+                alerts = await records.unrouted(conn, ROUTE_BATCH)
                 if not alerts:
                     return total
                 await self.dispatcher.route(conn, [(a, False) for a in alerts], now_us)
-                await conn.execute(
-                    "UPDATE alerts a SET routed_version = u.v FROM unnest($1::bigint[], $2::int[]) AS u(id, v)"
-                    " WHERE a.id = u.id",
-                    [a.id for a in alerts], [a.notify_version for a in alerts],
-                )
+                await records.mark_routed(conn, alerts)
                 total += len(alerts)
 
-    async def _timers(self, conn: asyncpg.Connection, now_us: int, muter: Muter) -> int:
+    async def _fire_timers(self, conn: asyncpg.Connection, now_us: int, muter: Muter) -> int:
+        """Fire the due timers of alerts, a batch per transaction: changes routed and journaled,
+        escalations written to the outbox by the dispatcher."""
         total = 0
         while True:
             async with conn.transaction():
-                alerts = await records.fetch(
-                    conn, "state <> 'closed' AND timer_due_us <= $1 ORDER BY id LIMIT $2", now_us, TIMER_BATCH,
-                    for_update=True,
-                )
+                alerts = await records.timers_due(conn, now_us, TIMER_BATCH)
                 if not alerts:
                     return total
-                changes: list[_Rec] = []
+                applied: list[Applied] = []
                 outbox: list[NewNotification] = []
+                escalations = self.timers.escalations
                 for a in alerts:
-                    await self._fire_timers(conn, a, now_us, muter, outbox, changes)
-                await self._commit(conn, [], alerts, changes, now_us, schedule=False)
-                if outbox:
-                    await enqueue(conn, outbox, now_us)
+                    await self.timers.fire(conn, a, now_us, muter, applied, outbox)
+                self.stats.escalations += self.timers.escalations - escalations
+                await self._commit(conn, [], alerts, applied, now_us)
+                if await self.dispatcher.enqueue(conn, outbox, now_us):
                     self._wake_outbox.set()
                 total += len(alerts)
 
-    async def _fire_timers(self, conn: asyncpg.Connection, a: Alert, now_us: int, muter: Muter,
-                           outbox: list[NewNotification], out: list[_Rec]) -> None:
-        if a.shelved_until_us is not None and a.shelved_until_us <= now_us:
-            _record(out, a, lifecycle.shelve_expired(a, now_us))
-        for ch in self.intake.settle(a, now_us):
-            _record(out, a, ch)
-        muted_until = None
-        while (due := self.escalator.due_us(a)) is not None and due <= now_us:
-            why = muter.muted_by(a, now_us)
-            if why:
-                muted_until = now_us + int(MUTED_RECHECK_S * 1e6)
-                break
-            _record(out, a, await self._escalate(conn, a, now_us, outbox))
-        ch = self.intake.auto_close(a, now_us)
-        if ch is not None:
-            _record(out, a, ch)
-        nxt = self._next_timer(a)
-        if muted_until is not None:
-            nxt = muted_until if nxt is None or nxt <= now_us else min(nxt, muted_until)
-        if nxt is not None and nxt <= now_us:  # never spin on a timer that fired and did nothing
-            nxt = now_us + 1_000_000
-        a.timer_due_us = nxt
-
-    async def _escalate(self, conn: asyncpg.Connection, a: Alert, now_us: int,
-                        outbox: list[NewNotification]) -> Change:
-        index = a.escalation_step
-        targets = await self.escalator.targets(conn, a, index)
-        change = lifecycle.escalated(a, index + 1, [t.label for t in targets], now_us)
-        self.stats.escalations += 1
-        if not targets:
-            return change
-        registry = self.registry()
-        base = f"{notify.ref(a, a.version)}:esc{index + 1}"
-        unacked_s = (now_us - (a.unacked_since_us or now_us)) / 1e6
-        for t in targets:
-            esc = {"step": index + 1, "target": t.label, "target_zh": t.label_zh, "unacked_s": unacked_s}
-            if t.receiver is not None:
-                receiver = self.policy.receivers[t.receiver]
-                payload = notify.build("escalation", base, receiver.name, [a], registry, self.grader,
-                                       self.policy.language, now_us, escalation=esc)
-                outbox.extend(notify.rows_for_receiver(receiver, base, payload, [a], False, lambda _a: []))
-            elif t.contact is not None:
-                key = f"{base}:contact:{t.contact['url_sha256'][:16]}"
-                payload = notify.build("escalation", key, f"enterprise:{a.enterprise}", [a], registry, self.grader,
-                                       self.policy.language, now_us, escalation=esc)
-                outbox.append(NewNotification(
-                    idempotency_key=key, receiver=f"enterprise:{a.enterprise}", channel=f"contact:{t.contact['role']}",
-                    channel_type=t.contact["type"], payload=payload, alert_ids=(a.id,), target=t.contact,
-                ))
-        return change
-
-    async def _publish_feed(self, conn: asyncpg.Connection) -> int:
-        if self._feed_seq is None:
-            self._feed_seq = await conn.fetchval("SELECT seq FROM alert_journal_head WHERE singleton")
-            return 0
-        rows = await conn.fetch(
-            "SELECT seq, at_us, alert_id, alert_key, version, action, actor, detail FROM alert_journal"
-            " WHERE seq > $1 ORDER BY seq LIMIT 10000", self._feed_seq,
-        )
-        for r in rows:
-            detail = json.loads(r["detail"])
-            self.feed.publish({
-                "type": "alert" if r["alert_id"] is not None else "silence",
-                "seq": r["seq"], "at_us": r["at_us"], "alert_id": r["alert_id"], "alert_key": r["alert_key"],
-                "version": r["version"], "action": r["action"], "actor": r["actor"],
-                "enterprise": (detail.get("alert") or {}).get("enterprise"), "detail": detail,
-            })
-        if rows:
-            self._feed_seq = rows[-1]["seq"]
-            self.stats.feed_events += len(rows)
-        return len(rows)
+    async def _flush(self, conn: asyncpg.Connection, now_us: int, muter: Muter) -> int:
+        """Flush due groups, a batch per transaction; returns outbox rows written."""
+        written = 0
+        while True:
+            async with conn.transaction():
+                groups, rows = await self.dispatcher.flush_due(conn, now_us, muter, FLUSH_BATCH)
+            written += rows
+            if groups < FLUSH_BATCH:
+                return written
 
     # ------------------------------------------------------------------ loops
 
@@ -364,35 +242,28 @@ class AlertsService:
         """One outbox pass (tests); returns how many rows were attempted."""
         return await self._deliverer().deliver_due()
 
-    async def _run_ticker(self) -> None:
-        while True:
-            self._wake_tick.clear()
-            try:
-                if self._feed_seq is None:  # start the feed at the current head (the database may be down)
-                    async with self.pool.acquire() as conn:
-                        self._feed_seq = await conn.fetchval("SELECT seq FROM alert_journal_head WHERE singleton")
-                await self.tick()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("alerts tick failed, retrying: %s", exc)
-            except Exception:  # one pass; its transactions rolled back, the next pass retries
-                log.exception("alerts tick failed unexpectedly")
-            try:
-                await asyncio.wait_for(self._wake_tick.wait(), self.policy.tick_s)
-            except TimeoutError:
-                pass
+    async def _tick_once(self) -> None:
+        """One ticker pass for the loop: its transactions roll back on an error, the next pass retries."""
+        self._wake_tick.clear()
+        try:
+            async with self.pool.acquire() as conn:  # start the feed at the current head
+                await self.follower.start(conn)
+            await self.tick()
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            log.exception("alerts tick failed unexpectedly")
 
     async def run(self) -> None:
         """Run the ticker and the outbox deliverer until cancelled."""
         deliverer = self._deliverer()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._run_ticker(), name="alerts-ticker")
+                tg.create_task(run_every("alerts tick", self.policy.tick_s, self._tick_once,
+                                         sleep=woken_or_after(self._wake_tick)), name="alerts-ticker")
                 tg.create_task(deliverer.run(self._wake_outbox, idle_s=self.policy.tick_s), name="alerts-outbox")
         finally:
-            if self._own_http and self._http is not None:
-                await self._http.aclose()
-                self._http = None
-                self.deliverer = None
+            await self.aclose()
 
     async def aclose(self) -> None:
         if self._own_http and self._http is not None:

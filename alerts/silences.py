@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,8 @@ import journal
 from alerts.lifecycle import Alert
 from alerts.matchers import Matchers, MatcherError
 from alerts.policy import Maintenance
+from alerts.records import silences as rows
+from domain import clock
 
 
 class SilenceError(ValueError):
@@ -62,10 +63,6 @@ class Silence:
         }
 
 
-def _now_us(now_us: int | None) -> int:
-    return int(time.time() * 1e6) if now_us is None else now_us
-
-
 def _parse_matchers(raw: Mapping[str, Any]) -> Matchers:
     try:
         m = Matchers.parse(raw)
@@ -85,8 +82,8 @@ def _from_row(r: asyncpg.Record) -> Silence:
     )
 
 
-_SELECT = ("SELECT id, matchers::text AS matchers, starts_us, ends_us, creator, reason, created_us, updated_us, "
-           "expired_by, version FROM alert_silences")
+def _matchers_json(m: Matchers) -> str:
+    return json.dumps(m.as_dict(), ensure_ascii=False, sort_keys=True)
 
 
 async def _journal(conn, s: Silence, action: str, actor: str, now_us: int) -> None:
@@ -97,7 +94,7 @@ async def create_silence(
     conn: asyncpg.Connection, matchers: Mapping[str, Any], starts_us: int | None, ends_us: int, creator: str,
     reason: str, *, now_us: int | None = None,
 ) -> Silence:
-    now = _now_us(now_us)
+    now = clock.now_us() if now_us is None else now_us
     m = _parse_matchers(matchers)
     starts = now if starts_us is None else starts_us
     if not creator or not creator.strip():
@@ -107,20 +104,13 @@ async def create_silence(
     if ends_us <= max(starts, now):
         raise SilenceError("a silence must end after it starts and in the future")
     async with conn.transaction():
-        row = await conn.fetchrow(
-            """INSERT INTO alert_silences (matchers, starts_us, ends_us, creator, reason, created_us, updated_us)
-                VALUES ($1::text::jsonb, $2, $3, $4, $5, $6, $6)
-                RETURNING id, matchers::text AS matchers, starts_us, ends_us, creator, reason, created_us,
-                          updated_us, expired_by, version""",
-            json.dumps(m.as_dict(), ensure_ascii=False, sort_keys=True), starts, ends_us, creator, reason, now,
-        )
-        s = _from_row(row)
+        s = _from_row(await rows.insert(conn, _matchers_json(m), starts, ends_us, creator, reason, now))
         await _journal(conn, s, "silence_created", creator, now)
     return s
 
 
 async def get_silence(conn: asyncpg.Connection, silence_id: int) -> Silence:
-    row = await conn.fetchrow(f"{_SELECT} WHERE id = $1", silence_id)
+    row = await rows.get(conn, silence_id)
     if row is None:
         raise SilenceNotFound(f"no silence {silence_id}")
     return _from_row(row)
@@ -128,11 +118,7 @@ async def get_silence(conn: asyncpg.Connection, silence_id: int) -> Silence:
 
 async def list_silences(conn: asyncpg.Connection, *, active_at_us: int | None = None) -> list[Silence]:
     """All silences, newest first; with ``active_at_us`` only those active then."""
-    if active_at_us is None:
-        rows = await conn.fetch(f"{_SELECT} ORDER BY id DESC")
-    else:
-        rows = await conn.fetch(f"{_SELECT} WHERE starts_us <= $1 AND ends_us > $1 ORDER BY id DESC", active_at_us)
-    return [_from_row(r) for r in rows]
+    return [_from_row(r) for r in await rows.listed(conn, active_at_us)]
 
 
 async def update_silence(
@@ -140,9 +126,9 @@ async def update_silence(
     ends_us: int | None = None, reason: str | None = None, expected_version: int | None = None,
     now_us: int | None = None,
 ) -> Silence:
-    now = _now_us(now_us)
+    now = clock.now_us() if now_us is None else now_us
     async with conn.transaction():
-        row = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", silence_id)
+        row = await rows.get(conn, silence_id, for_update=True)
         if row is None:
             raise SilenceNotFound(f"no silence {silence_id}")
         s = _from_row(row)
@@ -156,36 +142,22 @@ async def update_silence(
             raise SilenceError("use expire_silence to end a silence now")
         if reason is not None and not reason.strip():
             raise SilenceError("a silence needs a reason")
-        row = await conn.fetchrow(
-            """UPDATE alert_silences SET matchers = $2::text::jsonb, ends_us = $3, reason = $4, updated_us = $5,
-                       version = version + 1 WHERE id = $1
-                RETURNING id, matchers::text AS matchers, starts_us, ends_us, creator, reason, created_us,
-                          updated_us, expired_by, version""",
-            silence_id, json.dumps(m.as_dict(), ensure_ascii=False, sort_keys=True), ends, reason or s.reason, now,
-        )
-        s = _from_row(row)
+        s = _from_row(await rows.update(conn, silence_id, _matchers_json(m), ends, reason or s.reason, now))
         await _journal(conn, s, "silence_updated", actor, now)
     return s
 
 
 async def expire_silence(conn: asyncpg.Connection, silence_id: int, actor: str, *, now_us: int | None = None) -> Silence:
     """End a silence now (idempotent: an ended silence is returned unchanged)."""
-    now = _now_us(now_us)
+    now = clock.now_us() if now_us is None else now_us
     async with conn.transaction():
-        row = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", silence_id)
+        row = await rows.get(conn, silence_id, for_update=True)
         if row is None:
             raise SilenceNotFound(f"no silence {silence_id}")
         s = _from_row(row)
         if s.ends_us <= now:
             return s
-        row = await conn.fetchrow(
-            """UPDATE alert_silences SET ends_us = greatest($2, starts_us), expired_by = $3, updated_us = $2,
-                       version = version + 1 WHERE id = $1
-                RETURNING id, matchers::text AS matchers, starts_us, ends_us, creator, reason, created_us,
-                          updated_us, expired_by, version""",
-            silence_id, now, actor,
-        )
-        s = _from_row(row)
+        s = _from_row(await rows.expire(conn, silence_id, actor, now))
         await _journal(conn, s, "silence_expired", actor, now)
     return s
 

@@ -16,7 +16,6 @@ notifications a change deserves (a latch reset or a manual resolve) through ``no
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import asyncpg
@@ -24,12 +23,10 @@ import asyncpg
 import journal
 from alerts import lifecycle, records
 from alerts.lifecycle import Alert, AlertNotFound, Change, VersionConflict
+from alerts.records import journal_reads
+from domain import clock
 
 SHELVE_MAX_S = 7 * 86400.0  # ISA-18.2 shelving is timed; a week is the longest yujing allows
-
-
-def _now_us(now_us: int | None) -> int:
-    return int(time.time() * 1e6) if now_us is None else now_us
 
 
 def _check_actor(actor: str) -> None:
@@ -40,7 +37,7 @@ def _check_actor(actor: str) -> None:
 async def _apply(conn: asyncpg.Connection, alert_id: int, expected_version: int | None, now_us: int | None,
                  actor: str, fn: Callable[[Alert, int], Change | None]) -> Alert:
     _check_actor(actor)
-    now = _now_us(now_us)
+    now = clock.now_us() if now_us is None else now_us
     async with conn.transaction():
         alert = await records.get(conn, alert_id, for_update=True)
         if alert is None:
@@ -117,10 +114,4 @@ async def close(conn: asyncpg.Connection, alert_id: int, actor: str, comment: st
 
 async def history(conn: asyncpg.Connection, alert_id: int) -> list[dict]:
     """The alert's journal entries, oldest first."""
-    import json
-
-    rows = await conn.fetch(
-        "SELECT seq, at_us, version, action, actor, detail FROM alert_journal WHERE alert_id = $1 ORDER BY seq",
-        alert_id,
-    )
-    return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+    return await journal_reads.history(conn, alert_id)

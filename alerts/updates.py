@@ -24,7 +24,8 @@ from alerts import notify, records
 from alerts.dispatch import match_routes
 from alerts.gateways import gateway_codes
 from alerts.grading import Grader
-from alerts.outbox import NewNotification, enqueue
+from alerts.records import journal_reads
+from alerts.records.outbox import NewNotification, enqueue
 from alerts.policy import MqttChannel, Policy
 from domain.registry import RegistrySnapshot
 
@@ -53,21 +54,14 @@ class StateUpdates:
         written = 0
         while True:
             async with conn.transaction():
-                alerts = await records.fetch(conn, "version > told_version ORDER BY id LIMIT $1", BATCH,
-                                             for_update=True)
+                alerts = await records.untold(conn, BATCH)
                 if not alerts:
                     return written
                 untold = [a for a in alerts if enabled and a.version > a.notify_version]
                 changes = {}
                 if untold:  # the latest change worth showing since the last one told, per alert
-                    rows = await conn.fetch(
-                        """SELECT DISTINCT ON (j.alert_id) j.alert_id, j.action, j.actor FROM alert_journal j
-                           JOIN unnest($1::bigint[], $2::int[]) AS u(id, told) ON j.alert_id = u.id
-                           WHERE j.version > u.told AND NOT (j.action = ANY($3::text[]))
-                           ORDER BY j.alert_id, j.seq DESC""",
-                        [a.id for a in untold], [max(a.told_version, a.notify_version) for a in untold],
-                        sorted(SILENT_ACTIONS))
-                    changes = {r["alert_id"]: dict(r) for r in rows}
+                    changes = await journal_reads.latest_changes(
+                        conn, [(a.id, max(a.told_version, a.notify_version)) for a in untold], SILENT_ACTIONS)
                 registry = self.registry()
                 outbox: list[NewNotification] = []
                 for a in untold:
@@ -81,6 +75,4 @@ class StateUpdates:
                         outbox.extend(notify.mqtt_rows(a, view, receiver, ch, gws, change))
                 written += await enqueue(conn, outbox, now_us)
                 self.published += len(outbox)
-                await conn.execute(
-                    "UPDATE alerts a SET told_version = u.v FROM unnest($1::bigint[], $2::int[]) AS u(id, v)"
-                    " WHERE a.id = u.id", [a.id for a in alerts], [a.version for a in alerts])
+                await records.mark_told(conn, alerts)

@@ -221,6 +221,7 @@ async def stage(n_alerts: int, rate: float, storm: int) -> dict:
     from alerts.feed import AlertFeed
     from alerts.policy import from_config
     from alerts.service import AlertsService
+    from domain.clock import now_us
     from tests.alerts.support import ALARM, RAISE, WARNING, add_storm_sensors, findings, load_snapshot, seed_registry
     from tests.support import services
 
@@ -239,7 +240,7 @@ async def stage(n_alerts: int, rate: float, storm: int) -> dict:
         pool = await asyncpg.create_pool(url, min_size=2, max_size=8)
         async with pool.acquire() as c:
             snap = await load_snapshot(c)
-        svc = AlertsService(pool, policy, lambda: snap, time.time, AlertFeed())
+        svc = AlertsService(pool, policy, lambda: snap, now_us, AlertFeed())
         runner = asyncio.create_task(svc.run())
         await asyncio.sleep(0.5)
 

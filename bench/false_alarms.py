@@ -49,6 +49,7 @@ from bench.drills import parse_seeds  # noqa: E402
 from alerts.intake import Intake  # noqa: E402
 from alerts.lifecycle import Alert, State  # noqa: E402
 from alerts.policy import load_policy  # noqa: E402
+from alerts.timers import Timers  # noqa: E402
 from detectors import DetectorConfig, Engine  # noqa: E402
 from domain.codec import encode_status  # noqa: E402
 from domain.messages import FindingBatch, RawMessage  # noqa: E402
@@ -110,6 +111,7 @@ class Alerts:
 
     def __init__(self, intake: Intake, registry) -> None:
         self.intake = intake
+        self.timers = Timers(intake.policy, intake.grader, intake.latch)
         self.registry = registry
         self.alerts: dict[str, Alert] = {}
 
@@ -136,8 +138,8 @@ class Alerts:
     def tick(self, now_us: int) -> None:
         for a in self.alerts.values():
             if a.state is not State.CLOSED:
-                self.intake.settle(a, now_us)
-                self.intake.auto_close(a, now_us)
+                self.timers.settle(a, now_us)
+                self.timers.auto_close(a, now_us)
 
 
 def replay(fleet, registry, policy, config: DetectorConfig, start_s: float, hours: float, seed: int,

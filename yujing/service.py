@@ -155,7 +155,7 @@ class Service:
                 log.info("detector state rebuilt", extra={"readings": replayed, "lookback_s": s.detectors_rebuild_s})
             self.bridge = bridge = self._bridge()
             self.alerts = AlertsService(
-                pool, policy, lambda: watcher.snapshot, time.time, self.alert_feed,
+                pool, policy, lambda: watcher.snapshot, now_us, self.alert_feed,
                 mqtt_publish=bridge.publish,
             )
             detection = Detection(engine, self.alerts.handle, lambda: watcher.snapshot)

@@ -1,21 +1,13 @@
-"""The sender: one entry point that routes a notification to its channel's module."""
+"""What every channel shares: the delivery error, the link a channel sends over, HTTP helpers."""
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
-from alerts.policy import (
-    Channel,
-    DingTalkChannel,
-    EmailChannel,
-    MqttChannel,
-    WebhookChannel,
-    WeComChannel,
-)
+from domain.clock import Clock
 
 
 class DeliveryError(Exception):
@@ -23,6 +15,16 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Link:
+    """What a channel sends over: the HTTP client, the MQTT publisher, the clock, the timeout."""
+
+    http: httpx.AsyncClient
+    mqtt_publish: Callable[[str, bytes], None] | None
+    clock: Clock  # integer µs (DingTalk signs with the time)
+    timeout_s: float
 
 
 _ELLIPSIS = "\n…"
@@ -61,37 +63,3 @@ async def post_json(http: httpx.AsyncClient, url: str, body: bytes, headers: dic
         raise DeliveryError(f"timed out after {timeout_s} s: {exc!r}", retryable=True) from exc
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-
-
-class Sender:
-    """Delivers one notification payload over one channel."""
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        mqtt_publish: Callable[[str, bytes], None] | None,
-        clock: Callable[[], float],
-        timeout_s: float,
-    ) -> None:
-        self.http = http
-        self.mqtt_publish = mqtt_publish
-        self.clock = clock
-        self.timeout_s = timeout_s
-
-    async def send(self, channel: Channel, payload: dict[str, Any]) -> None:
-        from alerts.channels import dingtalk, email, mqtt, webhook, wecom
-
-        if isinstance(channel, WebhookChannel):
-            await webhook.send(self.http, channel, payload, self.timeout_s)
-        elif isinstance(channel, DingTalkChannel):
-            await dingtalk.send(self.http, channel, payload, self.timeout_s, self.clock)
-        elif isinstance(channel, WeComChannel):
-            await wecom.send(self.http, channel, payload, self.timeout_s)
-        elif isinstance(channel, EmailChannel):
-            await asyncio.wait_for(asyncio.to_thread(email.send, channel, payload, self.timeout_s), self.timeout_s * 2)
-        elif isinstance(channel, MqttChannel):
-            if self.mqtt_publish is None:
-                raise DeliveryError("no MQTT publisher is wired into the alerts service", retryable=True)
-            mqtt.send(self.mqtt_publish, payload)
-        else:  # pragma: no cover - the policy builds only the channels above
-            raise DeliveryError(f"unknown channel {channel!r}", retryable=False)

@@ -15,12 +15,9 @@ import hashlib
 import hmac
 import json
 import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from alerts.channels.base import DeliveryError, classify_http, cut_utf8, post_json
+from alerts.channels.base import DeliveryError, Link, classify_http, cut_utf8, post_json
 from alerts.policy import DingTalkChannel
 
 RETRYABLE_ERRCODES = frozenset({-1, 130101})
@@ -50,11 +47,10 @@ def body(ch: DingTalkChannel, payload: dict[str, Any]) -> dict[str, Any]:
             "at": at}
 
 
-async def send(http: httpx.AsyncClient, ch: DingTalkChannel, payload: dict[str, Any], timeout_s: float,
-               clock: Callable[[], float]) -> None:
-    url = signed_url(payload.get("target_url") or ch.url, ch.secret, int(clock() * 1000))
+async def send(link: Link, ch: DingTalkChannel, payload: dict[str, Any]) -> None:
+    url = signed_url(payload.get("target_url") or ch.url, ch.secret, link.clock() // 1000)
     data = json.dumps(body(ch, payload), ensure_ascii=False).encode("utf-8")
-    resp = await post_json(http, url, data, {}, timeout_s)
+    resp = await post_json(link.http, url, data, {}, link.timeout_s)
     classify_http(resp)
     try:
         answer = resp.json()

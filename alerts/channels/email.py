@@ -7,6 +7,7 @@ replies and connection errors are retried, 5xx replies are not.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import smtplib
 import socket
@@ -15,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
-from alerts.channels.base import DeliveryError
+from alerts.channels.base import DeliveryError, Link
 from alerts.policy import EmailChannel
 
 
@@ -32,7 +33,12 @@ def message(ch: EmailChannel, payload: dict[str, Any]) -> EmailMessage:
     return msg
 
 
-def send(ch: EmailChannel, payload: dict[str, Any], timeout_s: float) -> None:
+async def send(link: Link, ch: EmailChannel, payload: dict[str, Any]) -> None:
+    """Send in a worker thread (smtplib blocks), bounded by twice the timeout."""
+    await asyncio.wait_for(asyncio.to_thread(send_blocking, ch, payload, link.timeout_s), link.timeout_s * 2)
+
+
+def send_blocking(ch: EmailChannel, payload: dict[str, Any], timeout_s: float) -> None:
     msg = message(ch, payload)
     to = list(payload.get("target_to") or ch.to)
     try:

@@ -8,16 +8,18 @@ so the outbox retries it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from alerts.channels.base import DeliveryError
+from alerts.channels.base import DeliveryError, Link
+from alerts.policy import MqttChannel
 
 
-def send(publish: Callable[[str, bytes], None], payload: dict[str, Any]) -> None:
+async def send(link: Link, ch: MqttChannel, payload: dict[str, Any]) -> None:
+    if link.mqtt_publish is None:
+        raise DeliveryError("no MQTT publisher is wired into the alerts service", retryable=True)
     topic = payload["topic"]
     data = json.dumps(payload["message"], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     try:
-        publish(topic, data)
+        link.mqtt_publish(topic, data)
     except Exception as exc:  # the publisher is the lead's; any failure of it is retried
         raise DeliveryError(f"MQTT publish to {topic} failed: {exc!r}", retryable=True) from exc

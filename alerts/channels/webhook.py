@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
-from alerts.channels.base import classify_http, post_json
+from alerts.channels.base import Link, classify_http, post_json
 from alerts.policy import WebhookChannel
 
 
@@ -21,8 +19,8 @@ def body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-async def send(http: httpx.AsyncClient, ch: WebhookChannel, payload: dict[str, Any], timeout_s: float) -> None:
+async def send(link: Link, ch: WebhookChannel, payload: dict[str, Any]) -> None:
     headers = {"Idempotency-Key": payload["idempotency_key"], "X-Yujing-Receiver": payload.get("receiver", ""),
                **dict(ch.headers)}
     url = payload.get("target_url") or ch.url
-    classify_http(await post_json(http, url, body(payload), headers, timeout_s))
+    classify_http(await post_json(link.http, url, body(payload), headers, link.timeout_s))

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
-from alerts.channels.base import DeliveryError, classify_http, cut_utf8, post_json
+from alerts.channels.base import DeliveryError, Link, classify_http, cut_utf8, post_json
 from alerts.policy import WeComChannel
 
 RETRYABLE_ERRCODES = frozenset({-1, 45009})
@@ -30,9 +28,9 @@ def body(ch: WeComChannel, payload: dict[str, Any]) -> dict[str, Any]:
     return {"msgtype": "markdown", "markdown": {"content": cut_utf8(payload["markdown"], MARKDOWN_MAX_BYTES)}}
 
 
-async def send(http: httpx.AsyncClient, ch: WeComChannel, payload: dict[str, Any], timeout_s: float) -> None:
+async def send(link: Link, ch: WeComChannel, payload: dict[str, Any]) -> None:
     data = json.dumps(body(ch, payload), ensure_ascii=False).encode("utf-8")
-    resp = await post_json(http, payload.get("target_url") or ch.url, data, {}, timeout_s)
+    resp = await post_json(link.http, payload.get("target_url") or ch.url, data, {}, link.timeout_s)
     classify_http(resp)
     try:
         answer = resp.json()

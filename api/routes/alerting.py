@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from alerts import Alert, records, render, silences, transitions
 from alerts.colours import Colour
 from alerts.lifecycle import OPEN_STATES, State
+from alerts.records import silences as silence_rows
 from api.auth import audit, reading, require_key, writing
 from api.context import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from api.keys import ApiKey
@@ -46,9 +47,7 @@ def _open_states_sql() -> str:
 
 async def _visible_alert(conn, key: ApiKey, alert_id: int) -> None:
     args: list = [alert_id]
-    found = await conn.fetchval(
-        f"SELECT id FROM alerts WHERE id = $1 AND {key.scope.enterprise_sql('enterprise', args)}", *args)
-    if found is None:
+    if not await records.visible(conn, alert_id, key.scope.enterprise_sql("enterprise", args), *args[1:]):
         raise HTTPException(404, f"alert {alert_id} not found")
 
 
@@ -257,18 +256,14 @@ class SilenceUpdate(BaseModel):
 
 async def _visible_silence(conn, key: ApiKey, silence_id: int) -> None:
     args: list = [silence_id]
-    found = await conn.fetchval(
-        f"SELECT id FROM alert_silences WHERE id = $1 AND {silence_scope_sql(key.scope, args)}", *args)
-    if found is None:
+    if not await silence_rows.visible(conn, silence_id, silence_scope_sql(key.scope, args), *args[1:]):
         raise HTTPException(404, f"silence {silence_id} not found")
 
 
 async def _check_silence_scope(conn, key: ApiKey, silence_id: int) -> None:
     """After a create or update, inside its transaction: the silence must be within the scope."""
     args: list = [silence_id]
-    ok = await conn.fetchval(
-        f"SELECT id FROM alert_silences WHERE id = $1 AND {silence_scope_sql(key.scope, args)}", *args)
-    if ok is None:
+    if not await silence_rows.visible(conn, silence_id, silence_scope_sql(key.scope, args), *args[1:]):
         raise HTTPException(403, "a key below the province may only silence alerts of its own enterprises "
                                  "(matcher enterprise: [ids]) or regions (matcher region: [codes])")
 
@@ -286,10 +281,8 @@ async def list_silences(
         args.append(now_us)
         cond = f"(starts_us <= ${len(args)} AND ends_us > ${len(args)})"
         where.append(cond if active else f"NOT {cond}")
-    args.append(limit)
     async with reading(request) as conn:
-        ids = [r["id"] for r in await conn.fetch(
-            f"SELECT id FROM alert_silences WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ${len(args)}", *args)]
+        ids = await silence_rows.ids_where(conn, " AND ".join(where), args, limit)
         found = [await silences.get_silence(conn, i) for i in ids]
     return [s.as_dict() for s in found]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 
 import asyncpg
 import httpx
 
 from alerts.channels import Sender
 from alerts.outbox import Deliverer
+from domain.clock import now_us
 from tests.alerts.support import make_policy
 
 
@@ -20,7 +20,7 @@ async def main(db_url: str, receiver_url: str, lease: str) -> None:
                                                "concurrency": 4})
     pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
     async with httpx.AsyncClient() as http:
-        d = Deliverer(pool, policy, Sender(http, None, time.time, 5.0), time.time, owner=f"worker-{os.getpid()}")
+        d = Deliverer(pool, policy, Sender(http, None, now_us, 5.0), now_us, owner=f"worker-{os.getpid()}")
         print("ready", flush=True)
         while True:
             if not await d.deliver_due():

@@ -175,7 +175,7 @@ async def make_service(db_url: str, policy, clock: FakeClock, mqtt_publish=None,
         pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
     async with pool.acquire() as conn:
         snap = await load_snapshot(conn)
-    return AlertsService(pool, policy, lambda: snap, clock, feed or AlertFeed(), mqtt_publish)
+    return AlertsService(pool, policy, lambda: snap, lambda: clock.us, feed or AlertFeed(), mqtt_publish)
 
 
 async def outbox(conn: asyncpg.Connection, receiver: str | None = None) -> list[dict]:

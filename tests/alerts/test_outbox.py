@@ -11,7 +11,8 @@ from collections import Counter
 
 import pytest
 
-from alerts.outbox import NewNotification, backoff_s, enqueue
+from alerts.outbox import backoff_s
+from alerts.records.outbox import NewNotification, enqueue
 from tests.alerts.support import ALARM, RAISE, findings, make_policy, make_service, outbox
 from tests.support.services import REPO
 

@@ -167,11 +167,12 @@ class Alerts:
 
     def __init__(self, server: ApiServer) -> None:
         from alerts.service import AlertsService
+        from domain.clock import now_us
         from tests.alerts.support import make_policy
 
         self.server = server
         self.svc = AlertsService(server.pool, make_policy("http://127.0.0.1:9"), lambda: server.snapshot,
-                                 time.time, server.feed)
+                                 now_us, server.feed)
         server.call(self.svc.tick)  # the feed starts at the journal's head
 
     def findings(self, rows: list[tuple]) -> None:

@@ -1,4 +1,4 @@
-"""Alerts in PostgreSQL: load, insert and update :class:`~alerts.lifecycle.Alert` records.
+"""The ``alerts`` table: load, insert and update :class:`~alerts.lifecycle.Alert` records.
 
 JSON columns are written as text cast to jsonb and read back as text, so these functions work
 whatever JSON codec a pool's connections have.
@@ -163,3 +163,57 @@ async def latest_for_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> dict
 async def fetch(conn: asyncpg.Connection, where: str, *args, for_update: bool = False) -> list[Alert]:
     sql = f"{SELECT} WHERE {where}{' FOR UPDATE SKIP LOCKED' if for_update else ''}"
     return [from_row(r) for r in await conn.fetch(sql, *args)]
+
+
+async def by_ids(conn: asyncpg.Connection, alert_ids: Sequence[int]) -> dict[int, Alert]:
+    if not alert_ids:
+        return {}
+    return {a.id: a for a in await fetch(conn, "id = ANY($1::bigint[])", list(alert_ids))}
+
+
+async def open_active_of(conn: asyncpg.Connection, enterprises: Sequence[str]) -> list[Alert]:
+    """The open alerts whose condition holds, of these enterprises (the sources of inhibition)."""
+    return await fetch(conn, "state IN ('firing', 'acknowledged', 'latched') AND active AND enterprise = ANY($1::text[])",
+                       list(enterprises))
+
+
+async def timers_due(conn: asyncpg.Connection, now_us: int, limit: int) -> list[Alert]:
+    """Not-closed alerts with a timer due by ``now_us``, locked (others skip them)."""
+    return await fetch(conn, "state <> 'closed' AND timer_due_us <= $1 ORDER BY id LIMIT $2", now_us, limit,
+                       for_update=True)
+
+
+async def unrouted(conn: asyncpg.Connection, limit: int) -> list[Alert]:
+    """Alerts with a change worth a notification not yet routed (operator transitions), locked."""
+    return await fetch(conn, "notify_version > routed_version ORDER BY id LIMIT $1", limit, for_update=True)
+
+
+async def untold(conn: asyncpg.Connection, limit: int) -> list[Alert]:
+    """Alerts changed since their state was last published (alerts.updates), locked."""
+    return await fetch(conn, "version > told_version ORDER BY id LIMIT $1", limit, for_update=True)
+
+
+async def visible(conn: asyncpg.Connection, alert_id: int, scope_sql: str, *args) -> bool:
+    """Whether the alert exists within a caller's scope (``scope_sql`` uses ``$2``… for ``args``)."""
+    return await conn.fetchval(f"SELECT id FROM alerts WHERE id = $1 AND {scope_sql}", alert_id, *args) is not None
+
+
+async def close_superseded(conn: asyncpg.Connection, alert_ids: Sequence[int]) -> None:
+    """Free the keys of superseded incidents (one open incident per key) before new ones go in."""
+    await conn.execute("UPDATE alerts SET state = 'closed' WHERE id = ANY($1::bigint[])", list(alert_ids))
+
+
+async def mark_routed(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> None:
+    """Record that the alerts' changes up to ``notify_version`` were routed."""
+    await conn.execute(
+        "UPDATE alerts a SET routed_version = u.v FROM unnest($1::bigint[], $2::int[]) AS u(id, v) WHERE a.id = u.id",
+        [a.id for a in alerts], [a.notify_version for a in alerts],
+    )
+
+
+async def mark_told(conn: asyncpg.Connection, alerts: Sequence[Alert]) -> None:
+    """Record that the alerts' state up to ``version`` was published (alerts.updates)."""
+    await conn.execute(
+        "UPDATE alerts a SET told_version = u.v FROM unnest($1::bigint[], $2::int[]) AS u(id, v) WHERE a.id = u.id",
+        [a.id for a in alerts], [a.version for a in alerts],
+    )
