@@ -76,6 +76,8 @@ EQUIPMENT_K = 6.0  # one channel's standardised residual given the others
 EQUIPMENT_BETA = 0.1  # smoothing of the residual (sustained small departures)
 EQUIPMENT_K_SMOOTH = 6.0  # smoothed residual in units of its learnt scale
 EQUIPMENT_CLEAR = 0.5  # holds while the score stays above this fraction of the raise level
+EQUIPMENT_SPREAD_K = 4.0  # another channel departing too (after the top one is explained): the machine moved
+EQUIPMENT_HUBER = 2.0  # learning clips departures at 2 residual units, so a slow fault cannot drag the model
 EQUIPMENT_MIN_CHANNELS = 3  # with two channels nobody can tell which one departed
 
 DEFAULT_ENABLED = frozenset(
@@ -194,6 +196,8 @@ class EquipmentParams:
     beta: float = EQUIPMENT_BETA
     k_smooth: float = EQUIPMENT_K_SMOOTH
     clear: float = EQUIPMENT_CLEAR
+    spread_k: float = EQUIPMENT_SPREAD_K
+    huber: float = EQUIPMENT_HUBER
     min_channels: int = EQUIPMENT_MIN_CHANNELS
 
     @classmethod

@@ -184,25 +184,37 @@ class Equipment(ColumnDetector):
         z = np.where(mask, y / np.sqrt(pd), 0.0)
         warm = n >= p.warmup
         beta = p.beta
-        sm = np.where(warm[:, None], (1.0 - beta) * self.sm[g] + beta * z, 0.0)
         white = beta / (2.0 - beta)
         scale = np.sqrt(np.maximum(self.smv[g], white))
-        q = np.where(mask, np.maximum(np.abs(z) / p.k, np.abs(sm) / (p.k_smooth * scale)), 0.0)
-        top = np.argmax(q, axis=1)
+        inst = np.where(mask, np.abs(z) / p.k, 0.0)
+        top = np.argmax(np.maximum(inst, np.where(mask, np.abs(self.sm[g]) / (p.k_smooth * scale), 0.0)), axis=1)
         rows = np.arange(g.shape[0])
+        # the others once the top channel is set to what they predict: still departing means the
+        # whole machine moved (a change of operating state), which is learnt, not judged
+        col = prec[rows, :, top]
+        others = np.abs(y - col * (y[rows, top] / pd[rows, top])[:, None]) / np.sqrt(pd)
+        others[rows, top] = 0.0
+        wide = (np.where(mask, others, 0.0) >= p.spread_k).any(axis=1)
+        sm = np.where(warm[:, None], np.where(wide[:, None], self.sm[g], (1.0 - beta) * self.sm[g] + beta * z), 0.0)
+        q = np.where(mask, np.maximum(inst, np.abs(sm) / (p.k_smooth * scale)), 0.0)
+        top = np.argmax(q, axis=1)
         qmax = q[rows, top]
         was = self.on[g]
-        now = warm & ((qmax >= 1.0) | (was & (qmax >= p.clear)))
+        now = warm & (((qmax >= 1.0) & ~wide) | (was & (qmax >= p.clear)))
         self.sm[g] = sm
-        learn = ~now & (~warm | (qmax < 1.0))
+        learn = ~now & (~warm | wide | (qmax < 1.0))
         if learn.any():
             j = np.flatnonzero(learn)
             gj = g[j]
             a = np.where(warm[j], p.alpha, np.maximum(1.0 / (n[j] + 1.0), p.alpha))[:, None]
-            dj = d[j]
+            # a departure within the model is learnt clipped at ``huber`` residual units
+            zmax = np.max(np.abs(z[j]), axis=1)
+            weight = np.where(warm[j] & ~wide[j], np.minimum(1.0, p.huber / np.maximum(zmax, 1e-12)), 1.0)
+            dj = d[j] * weight[:, None]
             self.mu[gj] = mu[j] + a * dj
             self.cov[gj] = (1.0 - a[:, :, None]) * (cov[j] + a[:, :, None] * dj[:, :, None] * dj[:, None, :])
-            self.smv[gj] = np.where(warm[j][:, None], self.smv[gj] + p.alpha * (sm[j] ** 2 - self.smv[gj]), 0.0)
+            sm2 = np.minimum(sm[j] ** 2, (p.huber * scale[j]) ** 2)
+            self.smv[gj] = np.where(warm[j][:, None], self.smv[gj] + p.alpha * (sm2 - self.smv[gj]), 0.0)
             self.n[gj] = n[j] + 1
         if not (now.any() or was.any()):
             return
