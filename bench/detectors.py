@@ -1,9 +1,11 @@
-"""Detector throughput and memory: ``python bench/detectors.py [--sensors N] [--batch B] [--batches K]``.
+"""Detector throughput and memory: ``python bench/detectors.py [--sensors N] [--batch B] [--batches K]
+[--equipment-fraction F]``.
 
 Prints points/s for the default detector set over N sensors fed batches of B readings (sensors
 drawn with replacement, so a sensor repeats within a batch), for the window detector alone, and
 for a baseline in the same run: one exact EWMA update, sorted into occurrence-rank rounds
-(MEASUREMENTS.md). Also the engine's bytes per sensor.
+(MEASUREMENTS.md). Also the engine's bytes per sensor. ``--equipment-fraction`` puts that share of the
+sensors (statistical kinds) into equipment groups of five.
 """
 
 from __future__ import annotations
@@ -61,10 +63,16 @@ def main() -> None:
     ap.add_argument("--sensors", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--equipment-fraction", type=float, default=0.0, help="share of sensors in groups of five")
     a = ap.parse_args()
     kinds = [MIX[i % len(MIX)] for i in range(a.sensors)]
     loc = ["T1" if k == "methane" else "" for k in kinds]
-    snap = snapshot(kinds, loc, gateway=[1 + i // 50 for i in range(a.sensors)], zone=[1 + i // 20 for i in range(a.sensors)])
+    grouped = [i for i, k in enumerate(kinds) if k != "fan_state"][: int(a.equipment_fraction * a.sensors)]
+    equipment = [0] * a.sensors
+    for j, i in enumerate(grouped):
+        equipment[i] = 1 + j // 5
+    snap = snapshot(kinds, loc, gateway=[1 + i // 50 for i in range(a.sensors)], zone=[1 + i // 20 for i in range(a.sensors)],
+                    equipment=equipment)
     warm = make_batches(a.sensors, a.batch, 3, seed=1)
     batches = make_batches(a.sensors, a.batch, a.batches, seed=2)
     base = baseline(a.sensors, batches)
@@ -72,7 +80,8 @@ def main() -> None:
     eng.set_registry(snap)
     run(eng, warm)
     dflt = run(eng, batches)
-    print(f"sensors {a.sensors:,}  batch {a.batch:,}  batches {a.batches}")
+    print(f"sensors {a.sensors:,}  batch {a.batch:,}  batches {a.batches}  "
+          f"in equipment groups {len(grouped):,} ({eng.equipment.members.shape[0]:,} groups)")
     print(f"baseline exact EWMA (rounds)  {base / 1e6:6.2f} M readings/s")
     print(f"default detector set          {dflt / 1e6:6.2f} M readings/s  ({dflt / base:.2f} × baseline)")
     print(f"  state per sensor            {eng.state_nbytes() / eng.size:6.0f} B")

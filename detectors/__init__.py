@@ -19,6 +19,7 @@ Rule ids and their severities (the alerts stage grades by kind, rule and severit
 - ``over_range`` / ``under_range``: ``alarm`` where the kind has setpoints on that side, else ``notice``.
 - ``fault``: ``notice`` (FAULT or DISCONNECTED readings).
 - ``rate``, ``ttt``, ``anomaly``, ``window``, ``stuck``, ``jump``, ``nodata``: ``notice``.
+- ``equipment``: ``notice``, on the channel of an equipment group that departs from the others.
 - ``gateway_offline`` (subject kind gateway): ``warning``.
 - ``compound.<name>`` (subject kind zone): the rule's configured severity.
 

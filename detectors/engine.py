@@ -21,6 +21,7 @@ from detectors.anomaly import Anomaly
 from detectors.compound import Compound
 from detectors.config import DRIFT_HUBER, DRIFT_MIN_RESOLUTIONS, STUCK_TOLERANCE_SLACK, DetectorConfig, KindParams
 from detectors.drift import Drift
+from detectors.equipment import Equipment
 from detectors.findings import Emitter
 from detectors.jump import Jump
 from detectors.ladder import D, Ladder
@@ -78,6 +79,7 @@ class Engine:
         self.jump = Jump()
         self.window = Window()
         self.drift = Drift()
+        self.equipment = Equipment(self.config.equipment)
         self.liveness = Liveness(enabled="nodata" in en)
         self.compound = Compound(self.config.compound if "compound" in en else ())
         self._kind = np.zeros(0, dtype=RULE_DTYPE)
@@ -85,7 +87,7 @@ class Engine:
         self.dropped = 0  # readings of unknown or inactive sensors
         self.config_errors: list[str] = []  # sensors whose setpoints fell back to the defaults
         self._sensor_parts = [self.quality, self.high, self.low, self.rate, self.trend, self.anomaly,
-                              self.stuck, self.jump, self.window, self.drift]
+                              self.stuck, self.jump, self.window, self.drift, self.equipment]
 
     # --- registry -------------------------------------------------------------------------
     def set_registry(self, snapshot: RegistrySnapshot) -> None:
@@ -123,6 +125,7 @@ class Engine:
         res = np.zeros(n)
         gas = np.zeros(n, dtype=bool)
         stats = np.zeros(n, dtype=bool)
+        equipment = np.zeros(n, dtype=bool)
         q, hi, lo, ra, tr, an, stk, jp, win = (
             self.quality, self.high, self.low, self.rate, self.trend, self.anomaly, self.stuck, self.jump, self.window)
         loc = np.asarray(table.location_class, dtype=RULE_DTYPE)
@@ -179,6 +182,7 @@ class Engine:
             dr.min_peers[:n][m] = p.drift_min_peers
             dr.min_dev[:n][m] = (p.drift_min_dev if p.drift_min_dev is not None
                                  else DRIFT_MIN_RESOLUTIONS * (kd.resolution if kd is not None else 0.0))
+            equipment[m] = p.statistics and p.equipment and "equipment" in en
             jp.cfg.hold_us[:n][m] = int(p.jump_hold_s * 1e6)
             jp.cfg.enabled[:n][m] = p.statistics and "jump" in en
             jp.cfg.limit[:n][m] = p.jump_fraction * (rmax[m] - rmin[m])
@@ -244,6 +248,9 @@ class Engine:
         zone = np.asarray(table.zone, dtype=np.int64)
         group_key = np.strings.add(np.strings.add(pair, "\x1f"), zone.astype(str).astype(RULE_DTYPE))
         self.drift.configure_groups(group_key, dr.enabled[:n] & np.asarray(table.active, dtype=bool) & (zone > 0))
+        groups = np.zeros(n, dtype=np.int64) if table.equipment is None else np.asarray(table.equipment, np.int64)
+        self.equipment.configure_groups(groups, equipment & np.asarray(table.active, dtype=bool), floor,
+                                        lv.cfg.silence_us[:n])
         self.compound.configure(
             kind, np.asarray(table.zone, dtype=np.int32), np.asarray(table.active, dtype=bool),
             snapshot.zones, lambda k: KINDS[k].resolution if k in KINDS else 0.0,
@@ -292,6 +299,7 @@ class Engine:
         use_limit = "limit" in en
         use_window = self.window.rows > 0
         self.drift.snapshot(base.stat_x, base.stat_ts)
+        self.equipment.begin(base.stat_x, base.stat_ts)
         for r in range(bounds.shape[0] - 1):
             a, b = int(bounds[r]), int(bounds[r + 1])
             rd = Round.build(S[a:b], T[a:b], X[a:b], seen[a:b], Q[a:b], base.stat_ts, base.stat_x)
@@ -308,10 +316,12 @@ class Engine:
             if use_window:
                 self.window.step(rd, em, stat)
             self.drift.step(rd, em, stat)
+            self.equipment.collect(rd, stat)
             self.liveness.step(rd, em)
             ss = rd.s[rd.stat]
             base.stat_ts[ss] = rd.t[rd.stat]
             base.stat_x[ss] = rd.x[rd.stat]
+        self.equipment.evaluate(em)
         self.liveness.batch_seen(S, seen, em)
         self.compound.evaluate(self, int(T.max()), em)
         return em.batch()
@@ -337,7 +347,7 @@ class Engine:
         """Every currently raised condition, as ``raise`` rows with the time each was raised."""
         em = Emitter()
         for part in (self.quality, self.high, self.low, self.rate, self.trend, self.anomaly, self.stuck,
-                     self.jump, self.window, self.drift, self.liveness, self.compound):
+                     self.jump, self.window, self.drift, self.equipment, self.liveness, self.compound):
             part.active(em)
         return em.batch()
 
@@ -352,5 +362,5 @@ class Engine:
         total = self.base.nbytes + self.liveness.cfg.nbytes + self.liveness.st.nbytes
         for part in self._sensor_parts:
             total += part.cfg.nbytes + part.st.nbytes
-        total += self.window.buffer_nbytes
+        total += self.window.buffer_nbytes + self.equipment.group_nbytes
         return total

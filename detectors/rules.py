@@ -17,6 +17,7 @@ The alerts stage grades findings by (sensor kind, rule, severity); a finding's i
 | ``stuck``       | sensor  | notice                             | a run of unchanged values improbable for the sensor, or the kind's flat-line period |
 | ``drift``       | sensor  | notice                             | the sensor's change departs from its peer group's (same zone, kind, class) |
 | ``jump``        | sensor  | notice                             | one step larger than physically plausible        |
+| ``equipment``   | sensor  | notice                             | one channel of an equipment group departs from what the others predict (subject: that channel) |
 | ``nodata``      | sensor  | notice                             | silent past nodata_factor × expected interval, gateway up |
 | ``gateway_offline`` | gateway | warning                        | Last Will / offline status, or silent past its interval |
 | ``compound.<name>`` | zone | configured (default warning/alarm) | all clauses of a configured compound rule hold  |
@@ -41,6 +42,7 @@ WINDOW = "window"
 STUCK = "stuck"
 DRIFT = "drift"
 JUMP = "jump"
+EQUIPMENT = "equipment"
 NODATA = "nodata"
 GATEWAY_OFFLINE = "gateway_offline"
 COMPOUND_PREFIX = "compound."
@@ -58,6 +60,7 @@ SEVERITIES: dict[str, tuple[Severity, ...]] = {
     STUCK: (Severity.NOTICE,),
     DRIFT: (Severity.NOTICE,),
     JUMP: (Severity.NOTICE,),
+    EQUIPMENT: (Severity.NOTICE,),
     NODATA: (Severity.NOTICE,),
     GATEWAY_OFFLINE: (Severity.WARNING,),
 }

@@ -61,6 +61,7 @@ class SensorTable:
     expected_interval_s: float64
     range_min, range_max: float64 measuring range (NaN where unknown)
     retention_s:        float64  raw-data retention of the sensor's industry
+    equipment:          int32    dense id of the sensor's equipment group (0 where none); None: no groups
     """
 
     active: np.ndarray
@@ -72,6 +73,7 @@ class SensorTable:
     range_min: np.ndarray
     range_max: np.ndarray
     retention_s: np.ndarray
+    equipment: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -92,6 +94,7 @@ class SensorInfo:
     location: str
     location_class: str
     setpoints: dict  # overrides from the registry, validated to only tighten regulatory ones
+    equipment: str = ""  # code of the piece of equipment it belongs to (registry ``equipment``), "" where none
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

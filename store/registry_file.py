@@ -103,6 +103,7 @@ class SensorEntry(_Entry):
     expected_interval_s: Annotated[float, Field(gt=0)] | None = None
     range: tuple[float, float] | None = None
     setpoints: Annotated[dict[Short, float], Field(max_length=16)] = {}
+    equipment: Code | None = None  # the piece of equipment it belongs to (its channels are judged together)
     active: bool = True
 
     @field_validator("kind")

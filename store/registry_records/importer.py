@@ -219,13 +219,14 @@ async def _import_sensors(conn, registry: RegistryFile, report: ImportReport, zo
         rows.append((
             enterprise, s.id, gateway_id, zone, kind.id, kind.unit, s.location, s.location_class,
             s.expected_interval_s or kind.expected_interval_s, lo, hi,
-            json.dumps(s.setpoints, sort_keys=True), s.active,
+            json.dumps(s.setpoints, sort_keys=True), s.active, s.equipment,
         ))
     await upsert_rows(
         conn, "sensors", ["enterprise", "code"],
         [("enterprise", "text"), ("code", "text"), ("gateway", "int"), ("zone", "int"), ("kind", "text"),
          ("unit", "text"), ("location", "text"), ("location_class", "text"), ("expected_interval_s", "real"),
-         ("range_min", "float8"), ("range_max", "float8"), ("setpoints", "jsonb"), ("active", "boolean")],
+         ("range_min", "float8"), ("range_max", "float8"), ("setpoints", "jsonb"), ("active", "boolean"),
+         ("equipment", "text")],
         rows, report.changes["sensors"],
     )
     return {(r["enterprise"], r["code"]): r["id"] for r in await conn.fetch("SELECT id, enterprise, code FROM sensors")}

@@ -48,7 +48,7 @@ async def load_snapshot(conn: asyncpg.Connection, retention_days: Callable[[str]
         sensor_rows = await conn.fetch(
             """SELECT s.id, s.enterprise, s.code, s.gateway, coalesce(s.zone, 0) AS zone, s.kind, s.unit,
                       s.location, s.location_class, s.expected_interval_s, s.range_min, s.range_max,
-                      s.setpoints, s.active AND g.active AND e.active AS active, e.industry
+                      s.setpoints, s.active AND g.active AND e.active AS active, e.industry, s.equipment
                FROM sensors s JOIN gateways g ON g.id = s.gateway JOIN enterprises e ON e.id = s.enterprise
                ORDER BY s.id"""
         )
@@ -63,7 +63,9 @@ async def load_snapshot(conn: asyncpg.Connection, retention_days: Callable[[str]
         range_min=np.full(size, np.nan),
         range_max=np.full(size, np.nan),
         retention_s=np.zeros(size),
+        equipment=np.zeros(size, dtype=np.int32),
     )
+    equipment_ids: dict[tuple[str, str], int] = {}  # (enterprise, equipment code) -> dense id from 1
     sensors: dict[int, SensorInfo] = {}
     sensor_ids: dict[str, dict[str, int]] = collections.defaultdict(dict)
     retention_cache: dict[str, float] = {}
@@ -82,9 +84,12 @@ async def load_snapshot(conn: asyncpg.Connection, retention_days: Callable[[str]
             retention_cache[industry] = retention_days(industry) * 86400.0
         table.retention_s[i] = retention_cache[industry]
         setpoints = r["setpoints"]
+        if r["equipment"]:
+            table.equipment[i] = equipment_ids.setdefault((r["enterprise"], r["equipment"]), len(equipment_ids) + 1)
         sensors[i] = SensorInfo(
             i, r["enterprise"], r["code"], r["gateway"], r["zone"], r["kind"], r["unit"],
             r["location"], r["location_class"], json.loads(setpoints) if isinstance(setpoints, str) else dict(setpoints),
+            r["equipment"] or "",
         )
         sensor_ids[r["enterprise"]][r["code"]] = i
     return RegistrySnapshot(

@@ -23,6 +23,7 @@ def grader():
         ("coal_mine", "methane", "over_range", S.ALARM, "sensor", Colour.RED, "coal-methane-saturated"),
         ("coal_mine", "methane", "compound.outburst", S.CRITICAL, "sensor", Colour.RED, "coal-methane-critical"),
         ("coal_mine", "methane", "ttt", S.NOTICE, "sensor", Colour.BLUE, "trend"),
+        ("hazardous_chemicals", "pressure", "equipment", S.NOTICE, "sensor", Colour.BLUE, "trend"),
         ("coal_mine", "methane", "fault", S.NOTICE, "sensor", Colour.BLUE, "sensor-health"),
         ("coal_mine", "", "gateway_offline", S.WARNING, "gateway", Colour.YELLOW, "coal-gateway-offline"),
         ("non_coal_mine", "", "gateway_offline", S.WARNING, "gateway", Colour.BLUE, "gateway-offline"),

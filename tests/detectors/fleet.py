@@ -20,8 +20,10 @@ def snapshot(
     gateway_interval_s: float = 60.0,
     setpoints: dict[int, dict] | None = None,
     version: int = 1,
+    equipment: list[int] | None = None,
 ) -> RegistrySnapshot:
-    """Sensors 1..len(kinds) (index 0 is padding), gateways and zones as given (default 1)."""
+    """Sensors 1..len(kinds) (index 0 is padding), gateways and zones as given (default 1),
+    equipment groups as dense ids (0: none; default none)."""
     n = len(kinds) + 1
     loc = location_classes or [""] * len(kinds)
     gw = gateway or [1] * len(kinds)
@@ -37,6 +39,7 @@ def snapshot(
         range_min=np.array([np.nan] + [KINDS[k].range_min if k in KINDS else np.nan for k in kinds]),
         range_max=np.array([np.nan] + [KINDS[k].range_max if k in KINDS else np.nan for k in kinds]),
         retention_s=np.full(n, 86400.0 * 92),
+        equipment=None if equipment is None else np.array([0, *equipment], dtype=np.int32),
     )
     adjacency = adjacency or {}
     zones = {z: ZoneInfo(z, "E1", f"Z{z}", f"zone {z}", tuple(adjacency.get(z, ()))) for z in sorted(set(zn)) if z > 0}
@@ -44,7 +47,7 @@ def snapshot(
     sps = setpoints or {}
     sensors = {
         i + 1: SensorInfo(i + 1, "E1", f"S{i + 1}", gw[i], zn[i], kinds[i], KINDS[kinds[i]].unit if kinds[i] in KINDS else "",
-                          "", loc[i], sps.get(i + 1, {}))
+                          "", loc[i], sps.get(i + 1, {}), f"P-{equipment[i]}" if equipment and equipment[i] else "")
         for i in range(len(kinds))
     }
     return RegistrySnapshot(

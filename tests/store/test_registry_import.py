@@ -87,6 +87,7 @@ async def test_full_file_with_zones_adjacency_and_hazard_sources(db):
          "regions[0] (360100): parent 360102 is not registered"),
         (('{code: "360100", name: 南昌市}', '{code: "360100", name: 南昌市, parent: "360200"}'),
          "regions[0] (360100): parent 360200 is a city, not above a city"),
+        (("location: 采煤工作面}", "location: 采煤工作面, equipment: 'P 101'}"), "sensors[0] (CH4-0101).equipment"),
     ],
 )
 async def test_invalid_file_changes_nothing_and_names_the_entry(db, mutation, message):
@@ -110,3 +111,37 @@ async def test_override_that_loosens_a_regulatory_setpoint_is_refused(db):
         await import_registry(db, parse_registry_file(loosen))
     assert "sensors[0] (CH4-0101)" in str(err.value)
     assert await db.fetchval("SELECT count(*) FROM sensors") == 0
+
+
+PUMP = """
+regions:     [{code: "360100", name: 南昌市}]
+enterprises:
+  - {id: E001, name: 某化工厂, region: "360100", industry: hazardous_chemicals}
+  - {id: E002, name: 另一化工厂, region: "360100", industry: hazardous_chemicals}
+gateways:    [{id: G001, enterprise: E001}, {id: G002, enterprise: E002}]
+sensors:
+  - {id: PT-1, gateway: G001, kind: pressure, equipment: P-101}
+  - {id: FT-1, gateway: G001, kind: flow, equipment: P-101}
+  - {id: TT-1, gateway: G001, kind: temperature, equipment: P-101}
+  - {id: PT-2, gateway: G001, kind: pressure, equipment: P-102}
+  - {id: TT-9, gateway: G001, kind: temperature}
+  - {id: PT-1, gateway: G002, kind: pressure, equipment: P-101}
+"""
+
+
+async def test_equipment_groups_a_machines_sensors_within_its_enterprise(db):
+    await import_registry(db, parse_registry_file(PUMP))
+    snap = await load_snapshot(db, lambda industry: 120)
+    ids = snap.sensor_ids
+    group = {(e, c): int(snap.table.equipment[i]) for e, codes in ids.items() for c, i in codes.items()}
+    p101 = group[("E001", "PT-1")]
+    assert p101 > 0 and group[("E001", "FT-1")] == p101 and group[("E001", "TT-1")] == p101
+    assert group[("E001", "PT-2")] not in (0, p101)
+    assert group[("E001", "TT-9")] == 0
+    assert group[("E002", "PT-1")] not in (0, p101)  # the same code in another enterprise is another machine
+    assert snap.sensors[ids["E001"]["FT-1"]].equipment == "P-101"
+    # a later import without the field takes the sensor out of its group
+    again = await import_registry(db, parse_registry_file(PUMP.replace("kind: flow, equipment: P-101", "kind: flow")))
+    assert again.changes["sensors"].updated == 1
+    snap = await load_snapshot(db, lambda industry: 120)
+    assert snap.table.equipment[snap.sensor_ids["E001"]["FT-1"]] == 0
