@@ -29,7 +29,7 @@ from ingest import metrics
 from ingest.bridge import MqttBridge
 from ingest.decode import DecodedChunk, Decoder
 from store.writer import ReadingWriter, WriteBatch, WriteResult
-from yujing.settings import IngestSettings
+from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from yujing.settings import RetentionSettings
+from store.settings import RetentionSettings
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from tests.support.fleet import Fleet, now_ms
 from tests.support.publisher import Publisher
 from tests.support.running import running_service, service_settings
 from tests.support.services import wait_for
-from yujing.settings import IngestSettings
+from ingest.settings import IngestSettings
 
 CREDIT = 300
 BACKLOG = 4_000  # messages of 10 readings, queued in the broker while the collector is away

@@ -10,7 +10,7 @@ from ingest.collector import Collector
 from ingest.decode import DecodeLimits, Decoder
 from tests.support.registry import snapshot
 from tests.support.services import wait_for
-from yujing.settings import IngestSettings
+from ingest.settings import IngestSettings
 
 WALL_US = 1_764_400_000_000_000
 
