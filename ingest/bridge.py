@@ -42,7 +42,7 @@ from paho.mqtt.properties import Properties
 from domain.messages import RawMessage
 from ingest.read_ahead import ReadAhead
 from domain.errors import RetryLater
-from yujing.settings import MqttEndpoint
+from ingest.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
 

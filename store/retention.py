@@ -17,7 +17,7 @@ import asyncpg
 
 from store.errors import LOOP_ERRORS
 from store.periodic import run_every
-from yujing.settings import RetentionSettings
+from store.settings import RetentionSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""Detection inside the ingest pipeline: every decoded chunk goes through the detector engine
-before its write is committed, so detection latency never waits for the database."""
+"""Detection inside the pipeline (yujing/pipeline.py): every decoded chunk goes through the
+detector engine before its write is committed, so detection latency never waits for the database."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
-import tenacity
 import yaml
 from prometheus_client import Counter, Histogram
 
 from detectors import DetectorConfig, Engine
+from domain.clock import Clock
 from domain.errors import FixConfiguration, RetryLater
 from domain.messages import FindingBatch
 from domain.registry import RegistrySnapshot
 from domain.severity import FindingEvent, Severity
 from ingest.decode import DecodedChunk
 from store.errors import TRANSIENT_ERRORS
+from store.periodic import retry_until_done
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ detector_seconds = Histogram(
 findings_total = Counter("yujing_findings_total", "Findings emitted", ["rule", "severity", "event"])
 
 FindingSink = Callable[[FindingBatch], Awaitable[None]]
+SINK_RETRY_FIRST_S = 0.05
 SINK_RETRY_MAX_S = 5.0
 
 
@@ -51,15 +53,25 @@ def _count(findings: FindingBatch) -> None:
         findings_total.labels(f.rule.split(".")[0], Severity(f.severity).name.lower(), FindingEvent(f.event).name.lower()).inc()
 
 
-class Detection:
-    """Owns the engine; turns chunks and clock ticks into findings for the sink."""
+async def deliver_findings(alerts: FindingSink, findings: FindingBatch) -> None:
+    """Hand findings to the alerts stage, retrying while the database is unavailable.
 
-    def __init__(self, engine: Engine, sink: FindingSink, registry: Callable[[], RegistrySnapshot]) -> None:
+    A finding is a state change the engine will not repeat, so it must never be dropped: while
+    the alerts stage cannot commit, the caller waits here (the writers are waiting for the same
+    database anyway), and the backlog stays in the broker."""
+    await retry_until_done("findings delivery", lambda: alerts(findings), retry_on=(*TRANSIENT_ERRORS, RetryLater),
+                           first_s=SINK_RETRY_FIRST_S, max_s=SINK_RETRY_MAX_S)
+
+
+class Detection:
+    """Owns the engine; turns decoded chunks and clock ticks into findings."""
+
+    def __init__(self, engine: Engine, registry: Callable[[], RegistrySnapshot]) -> None:
         self.engine = engine
-        self._sink = sink
         self._registry = registry
 
-    async def on_chunk(self, chunk: DecodedChunk) -> None:
+    def findings(self, chunk: DecodedChunk) -> FindingBatch:
+        """The findings of one decoded chunk: its readings and its gateways' status messages."""
         started = time.perf_counter()
         parts = [self.engine.update(chunk.readings)] if len(chunk.readings) else []
         if chunk.statuses:
@@ -73,40 +85,14 @@ class Detection:
             )
         findings = FindingBatch.concat(parts)
         detector_seconds.observe(time.perf_counter() - started)
-        if len(findings):
-            _count(findings)
-            await self._deliver(findings)
+        _count(findings)
+        return findings
 
-    async def _deliver(self, findings: FindingBatch) -> None:
-        """Hand findings to the sink, retrying while the database is unavailable.
-
-        A finding is a state change the engine will not repeat, so it must never be dropped:
-        while the sink cannot commit, the pipeline waits here (the writers are waiting for the
-        same database anyway), and the backlog stays in the broker."""
-        errors: list[str] = []
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            error = str(state.outcome.exception()) if state.outcome else "?"
-            if not errors or errors[-1] != error:
-                log.warning("findings not delivered, retrying", extra={"error": error, "findings": len(findings)})
-                errors.append(error)
-
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception_type((*TRANSIENT_ERRORS, RetryLater)),
-            wait=tenacity.wait_random_exponential(multiplier=0.05, max=SINK_RETRY_MAX_S),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._sink(findings)
-        if errors:
-            log.info("findings delivered after retrying", extra={"findings": len(findings)})
-
-    async def run_ticks(self, interval_s: float, clock_us: Callable[[], int]) -> None:
+    async def run_ticks(self, interval_s: float, clock_us: Clock, alerts: FindingSink) -> None:
+        """No-data and gateway-silence checks every ``interval_s``, judged on ``clock_us``."""
         while True:
             await asyncio.sleep(interval_s)
             findings = self.engine.tick(clock_us())
+            _count(findings)
             if len(findings):
-                _count(findings)
-                await self._deliver(findings)
+                await deliver_findings(alerts, findings)

@@ -1,10 +1,11 @@
 """The service: one TaskGroup running every stage, wired in one place.
 
-    MQTT ──▶ collector: decode ─▶ live feed ─▶ detectors ─▶ alerts ──▶ writers ──▶ TimescaleDB ──▶ ack
+    MQTT ──▶ pipeline: decode ─▶ live feed ─▶ detectors ─▶ alerts ──▶ writers ──▶ TimescaleDB ──▶ ack
              registry watcher · gateway liveness · detector ticks · alerts timers and outbox
              rollups · retention · API (uvicorn) · gauges
 
-Shutdown (SIGTERM/SIGINT): intake stops taking messages, the decoded batch is flushed and
+The pipeline's order is one function (yujing/pipeline.py). Shutdown (SIGTERM/SIGINT): intake stops
+taking messages, the decoded batch is flushed and
 committed, its messages acknowledged, then the MQTT session is closed (persisting in the broker
 with whatever was not acknowledged) and the pool closed — all under a deadline.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import random
 import signal
@@ -30,13 +30,14 @@ from api import ApiContext, ApiSettings, ReadingHub, create_app
 from api.context import POOL_SERVER_SETTINGS, SERVER_OPTIONS, keep_session
 from detectors import Engine
 from detectors.rebuild import rebuild
+from domain.clock import now_us, utc_from_us
 from domain.errors import FixConfiguration, RetryLater
 from domain.topics import STATUS_FILTER, UP_FILTER
 from ingest import metrics
 from ingest.bridge import MqttBridge
+from ingest.batcher import Batcher
 from ingest.broker_files import BrokerFiles, BrokerFilesWriter
-from ingest.collector import Collector
-from ingest.decode import DecodedChunk, DecodeLimits, Decoder
+from ingest.decode import DecodeLimits, Decoder
 from ingest.liveness import run_liveness
 from store.migrate import TIMESCALEDB_MISSING
 from store.registry_watch import RegistryWatcher
@@ -46,6 +47,7 @@ from store.rollups import run_rollups
 from store.telemetry import recent_readings
 from store.writer import ReadingWriter
 from yujing.detection import Detection, load_detector_config
+from yujing.pipeline import Pipeline, run_pipeline
 from yujing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,16 +57,12 @@ ROLLUP_INTERVAL_S = 5.0
 OTHER_CONNECTIONS = 8  # API, alerts, rollups, retention, liveness, registry
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
 RESTART_MAX_S = 30.0
 
 
 async def supervise(name: str, run: Callable[[], Awaitable[None]], restart_max_s: float = RESTART_MAX_S) -> None:
     """Run a long-lived stage until it returns; if it raises, log it and start it again after a
-    capped, jittered backoff. A restarted collector leaves the messages it had taken but not
+    capped, jittered backoff. A restarted pipeline leaves the messages it had taken but not
     committed unacknowledged: the broker delivers them again on the session's next connection."""
     delay_s = min(0.5, restart_max_s)
     while True:
@@ -110,7 +108,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stop = asyncio.Event()
-        self.collector: Collector | None = None
+        self.batcher: Batcher | None = None
         self.bridge: MqttBridge | None = None
         self.decoder: Decoder | None = None
         self.detection: Detection | None = None
@@ -158,11 +156,11 @@ class Service:
                 pool, policy, lambda: watcher.snapshot, now_us, self.alert_feed,
                 mqtt_publish=bridge.publish,
             )
-            detection = Detection(engine, self.alerts.handle, lambda: watcher.snapshot)
-            self.detection = detection
-            collector = Collector(ingest, bridge, decoder, ReadingWriter(write_pool, timeout_s=60,
-                                  dead_letters_per_gateway_minute=ingest.dead_letters_per_gateway_minute), on_chunk=self._on_chunk)
-            self.collector = collector
+            self.detection = Detection(engine, lambda: watcher.snapshot)
+            writer = ReadingWriter(write_pool, timeout_s=60,
+                                   dead_letters_per_gateway_minute=ingest.dead_letters_per_gateway_minute)
+            self.batcher = Batcher(ingest, bridge, writer)
+            pipeline = Pipeline(self.batcher, decoder, self.reading_hub, self.detection, self.alerts.handle)
             if s.metrics_port:
                 # no key check on this listener: loopback only unless keys are waived for everyone
                 addr = s.http_host if s.http_keyless_ops == "everyone" else "127.0.0.1"
@@ -173,7 +171,7 @@ class Service:
                 await bridge.wait_subscribed(STARTUP_TIMEOUT_S)
                 log.info("yujing running", extra={"mqtt": f"{s.mqtt.host}:{s.mqtt.port}", "client_id": s.mqtt_client_id})
                 self.ready.set()
-                await self._run_stages(pool, watcher, collector)
+                await self._run_stages(pool, watcher, pipeline)
             finally:
                 bridge.stop()
         finally:
@@ -181,15 +179,17 @@ class Service:
             await write_pool.close()
         log.info("yujing stopped")
 
-    async def _run_stages(self, pool, watcher: RegistryWatcher, collector: Collector) -> None:
+    async def _run_stages(self, pool, watcher: RegistryWatcher, pipeline: Pipeline) -> None:
         ingest = self.settings.ingest
+        batcher = pipeline.batcher
         stages = {
             "registry-watch": watcher.run,
             "liveness": lambda: run_liveness(
-                pool, collector.gateway_seen_us, ingest.liveness_check_s,
-                clock=lambda: dt.datetime.fromtimestamp(collector.liveness_now_us() / 1e6, dt.UTC)),
+                pool, batcher.gateway_seen_us, ingest.liveness_check_s,
+                clock=lambda: utc_from_us(batcher.liveness_now_us())),
             "gauges": self._run_gauges,
-            "detector-ticks": lambda: self.detection.run_ticks(self.settings.detectors_tick_s, collector.liveness_now_us),
+            "detector-ticks": lambda: self.detection.run_ticks(self.settings.detectors_tick_s, batcher.liveness_now_us,
+                                                               self.alerts.handle),
             "alerts": self.alerts.run,
             "retention": lambda: run_retention(pool, self.settings.retention),
             "rollups": lambda: run_rollups(pool, ROLLUP_INTERVAL_S),
@@ -200,7 +200,7 @@ class Service:
             # Each stage is supervised: one that fails is logged and started again, so it can never
             # end the TaskGroup and with it the intake.
             background = [tg.create_task(supervise(name, run), name=name) for name, run in stages.items()]
-            collecting = tg.create_task(supervise("collector", lambda: collector.run(self.stop)), name="collector")
+            collecting = tg.create_task(supervise("pipeline", lambda: run_pipeline(pipeline, self.stop)), name="pipeline")
             try:
                 await self.stop.wait()
                 log.info("stopping: flushing and acknowledging what was decoded")
@@ -216,14 +216,8 @@ class Service:
                     if task.get_name() != "api":
                         task.cancel()
 
-    async def _on_chunk(self, chunk: DecodedChunk) -> None:
-        """Every decoded chunk, before its write: the live feed, then detection (and alerts)."""
-        if len(chunk.readings):
-            self.reading_hub.publish(chunk.readings)
-        await self.detection.on_chunk(chunk)
-
     def _ready(self) -> dict:
-        oldest = self.collector.oldest_unacked_s if self.collector else None
+        oldest = self.batcher.oldest_unacked_s if self.batcher else None
         lag = max(0.0, time.time() - oldest) if oldest else 0.0
         return {"broker": bool(self.bridge and self.bridge.connected),
                 "mqtt_session_held": not (self.bridge and self.bridge.session_taken_over),  # not taken over

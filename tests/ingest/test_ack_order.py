@@ -51,10 +51,10 @@ async def test_acks_leave_in_receive_order_when_an_earlier_batch_commits_last(db
             pub.publish_all([(status_topic("E1", "G000"), encode_status(True))])
             await wait_for(lambda: _waiting_on_lock(db), 20, what="a writer waiting on the status lock")
             await asyncio.to_thread(pub.publish_all, fleet.messages(MESSAGES))
-            await wait_for(lambda: service.collector.committed_messages >= MESSAGES, 30,
+            await wait_for(lambda: service.batcher.committed_messages >= MESSAGES, 30,
                            what="later batches committed by the other writer")
             await blocker.execute("SELECT pg_advisory_unlock($1)", GATEWAY_LOCK)
-            await wait_for(lambda: service.collector.committed_messages >= MESSAGES + 1, 30, what="all committed")
+            await wait_for(lambda: service.batcher.committed_messages >= MESSAGES + 1, 30, what="all committed")
             await asyncio.to_thread(pub.wait_acked)
             pub.close()
             client_id = settings.mqtt_client_id

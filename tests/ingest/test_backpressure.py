@@ -20,7 +20,7 @@ from tests.support.fleet import Fleet, now_ms
 from tests.support.publisher import Publisher
 from tests.support.running import running_service, service_settings
 from tests.support.services import wait_for
-from yujing.settings import IngestSettings
+from ingest.settings import IngestSettings
 
 CREDIT = 300
 BACKLOG = 4_000  # messages of 10 readings, queued in the broker while the collector is away
@@ -60,7 +60,7 @@ async def test_a_backlog_larger_than_the_credit_waits_in_the_broker_and_nothing_
         assert service.bridge.connected and service.bridge.connects == 1
         assert service.bridge.held_pings >= 2  # the broker heard from the collector while it did not read
         await blocker.execute("SELECT pg_advisory_unlock($1)", GATEWAY_LOCK)
-        await wait_for(lambda: service.collector.committed_messages >= BACKLOG + 1, 60, what="backlog drained")
+        await wait_for(lambda: service.batcher.committed_messages >= BACKLOG + 1, 60, what="backlog drained")
         stop.set()
         await sampler
         assert service.bridge.connects == 1, "the connection was lost while reads were held"

@@ -15,7 +15,7 @@ from domain.topics import up_topic
 from ingest.bridge import MqttBridge
 from tests.support.publisher import Publisher
 from tests.support.services import wait_for
-from yujing.settings import MqttEndpoint
+from ingest.settings import MqttEndpoint
 
 KEEPALIVE_S = 5
 CREDIT = 50

@@ -170,7 +170,7 @@ async def test_postgresql_restarted_under_load(broker, cluster):
             await conn.close()
         # The table holds each reading once (above). The counter of new rows may fall short: a commit
         # whose reply the crash swallowed is retried, and its rows are then found already stored.
-        assert service.collector.committed_readings <= READINGS
+        assert service.batcher.committed_readings <= READINGS
 
 
 async def test_broker_restarted_under_load(db_url, db, broker):
@@ -208,7 +208,7 @@ async def test_findings_raised_while_the_database_is_down_reach_the_alerts(broke
         # up the pipeline: a message decoded after the first findings waits in the broker)
         await wait_for(lambda: any(_raised()[r] > before[r] for r in ("limit", "gateway_offline")), 30,
                        what="findings raised while the database is down")
-        assert service.collector.committed_messages == 0
+        assert service.batcher.committed_messages == 0
         await asyncio.to_thread(cluster.start)
 
         async def alerted():
@@ -220,7 +220,7 @@ async def test_findings_raised_while_the_database_is_down_reach_the_alerts(broke
 
         rules = await wait_for(lambda: _has(alerted, {"limit", "gateway_offline"}), 60, what="alerts after recovery")
         assert {"limit", "gateway_offline"} <= rules
-        await wait_for(lambda: service.collector.committed_messages >= 2, 30, what="messages committed")
+        await wait_for(lambda: service.batcher.committed_messages >= 2, 30, what="messages committed")
         pub.close()
 
 

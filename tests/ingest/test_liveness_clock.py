@@ -1,26 +1,34 @@
-"""Silence is judged on wall time only while the collector keeps up with the broker."""
+"""Silence is judged on wall time only while the pipeline keeps up with the broker; acknowledgements
+leave in receive order."""
 
 from __future__ import annotations
 
 import asyncio
 
+from api import ReadingHub
+from detectors import Engine
 from domain.codec import encode_batch
-from domain.messages import RawMessage
-from ingest.collector import Collector
+from domain.messages import FindingBatch, RawMessage
+from ingest.batcher import Batcher
 from ingest.decode import DecodeLimits, Decoder
+from ingest.settings import IngestSettings
+from store.writer import WriteBatch, WriteResult
 from tests.support.registry import snapshot
 from tests.support.services import wait_for
-from yujing.settings import IngestSettings
+from yujing.detection import Detection
+from yujing.pipeline import Pipeline, run_pipeline
 
 WALL_US = 1_764_400_000_000_000
+MESSAGES = 4000
 
 
 class FakeBridge:
-    """The bridge's surface the intake uses: take, pending, connected."""
+    """The bridge's surface the batcher uses: take, pending, connected, ack."""
 
     def __init__(self) -> None:
         self.inbox: list[RawMessage] = []
         self.connected = True
+        self.acked: list[int] = []
 
     async def take(self, max_messages: int, timeout_s: float) -> list[RawMessage]:
         taken, self.inbox = self.inbox[:max_messages], self.inbox[max_messages:]
@@ -31,38 +39,54 @@ class FakeBridge:
     def pending(self) -> int:
         return len(self.inbox)
 
+    def ack(self, mids: list[int]) -> None:
+        self.acked.extend(mids)
 
-def message(ts_ms: int) -> RawMessage:
-    return RawMessage("yj/v1/E1/G1/up", encode_batch(ts_ms, ["S1"], [1.0]), 1, ts_ms * 1000)
+
+class GatedWriter:
+    """Commits nothing until the gate opens: a database that is away."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def write(self, batch: WriteBatch) -> WriteResult:
+        await self.gate.wait()
+        return WriteResult(inserted=len(batch.readings), duplicates=0, dead_letters=0, merged=False)
+
+
+def message(mid: int, ts_ms: int) -> RawMessage:
+    return RawMessage("yj/v1/E1/G1/up", encode_batch(ts_ms, ["S1"], [1.0]), mid, ts_ms * 1000)
 
 
 async def test_clock_holds_at_the_newest_reading_while_behind_or_stalled():
-    bridge = FakeBridge()
-    decoder = Decoder(snapshot([("E1", "G1", "S1", "temperature")]), DecodeLimits(10_000, 100, 300))
-    settings = IngestSettings(queue_batches=1, batch_max_messages=1000, batch_max_wait_s=0.01)
-    collector = Collector(settings, bridge, decoder, writer=None, clock_us=lambda: WALL_US)
+    registry = snapshot([("E1", "G1", "S1", "temperature")])
+    bridge, writer = FakeBridge(), GatedWriter()
+    settings = IngestSettings(queue_batches=1, writer_connections=1, batch_max_messages=1000, batch_max_wait_s=0.01)
+    batcher = Batcher(settings, bridge, writer, clock_us=lambda: WALL_US)
+    engine = Engine()
+    engine.set_registry(registry)
+    findings: list[FindingBatch] = []
+
+    async def alerts(batch: FindingBatch) -> None:
+        findings.append(batch)
+
+    pipeline = Pipeline(batcher, Decoder(registry, DecodeLimits(10_000, 100, 300)), ReadingHub(),
+                        Detection(engine, lambda: registry), alerts)
     reading_ms = WALL_US // 1000 - 600_000  # ten minutes behind: a backlog after an outage
-    bridge.inbox = [message(reading_ms + i) for i in range(3000)]
+    bridge.inbox = [message(i + 1, reading_ms + i) for i in range(MESSAGES)]
     stop = asyncio.Event()
-    intake = asyncio.create_task(collector._run_intake(stop))
-    # no writer takes batches: the queue fills, intake blocks, a backlog waits
-    await wait_for(lambda: collector._queue.full() and collector.watermark_us, 5, interval_s=0.01, what="stall")
-    assert bridge.pending() > 0
-    assert collector.liveness_now_us() == collector.watermark_us == (reading_ms + 1999) * 1000
-    # a writer drains the queue; intake takes the rest and then finds nothing more waiting
-    def writer_drains() -> bool:  # a writer takes what is queued; done once nothing is left anywhere
-        while not collector._queue.empty():
-            collector._queue.get_nowait()
-        return bridge.pending() == 0 and collector.liveness_now_us() == WALL_US
-
-    await wait_for(writer_drains, 5, interval_s=0.01, what="intake caught up")
-    assert collector.liveness_now_us() == WALL_US
+    running = asyncio.create_task(run_pipeline(pipeline, stop))
+    # the writer holds batch 1, batch 2 fills the queue, intake blocks with batch 3: a backlog waits
+    await wait_for(lambda: batcher.liveness_now_us() == (reading_ms + 2999) * 1000, 5, interval_s=0.01, what="stall")
+    assert bridge.pending() == MESSAGES - 3000 and not bridge.acked
+    assert batcher.watermark_us == (reading_ms + 2999) * 1000
+    # the database is back: the writer drains the queue, intake takes the rest and finds nothing more
+    writer.gate.set()
+    await wait_for(lambda: bridge.pending() == 0 and batcher.liveness_now_us() == WALL_US, 5, interval_s=0.01,
+                   what="intake caught up")
     bridge.connected = False  # the broker connection is down: hold again
-    assert collector.liveness_now_us() == collector.watermark_us
+    assert batcher.liveness_now_us() == batcher.watermark_us
     stop.set()
-
-    def stopped() -> bool:
-        writer_drains()  # the intake's final flush and end markers go through the queue too
-        return intake.done()
-
-    await wait_for(stopped, 5, interval_s=0.01, what="intake stopped")
+    await asyncio.wait_for(running, 5)
+    assert bridge.acked == list(range(1, MESSAGES + 1))  # every message, in receive order
+    assert batcher.committed_messages == MESSAGES

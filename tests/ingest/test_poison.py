@@ -54,7 +54,7 @@ async def test_poison_message_is_a_dead_letter_and_the_service_keeps_running(db_
         pub = Publisher(broker.port)
         await asyncio.to_thread(pub.publish_all, messages)
         await asyncio.to_thread(pub.wait_acked)
-        await wait_for(lambda: service.collector.committed_messages >= 2, 30, what="both messages committed")
+        await wait_for(lambda: service.batcher.committed_messages >= 2, 30, what="both messages committed")
         pub.close()
     assert [(code, v) for code, _, v in await stored(db)] == [("S000-001", 2.5)]
     [dl] = await db.fetch("SELECT reason, refused, readings, payload, gateway FROM dead_letters")

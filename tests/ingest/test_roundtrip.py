@@ -36,7 +36,7 @@ async def test_published_readings_are_stored_once(db_url, db, broker):
         pub = Publisher(broker.port)
         await asyncio.to_thread(pub.publish_all, messages)
         await asyncio.to_thread(pub.wait_acked)
-        await wait_for(lambda: service.collector.committed_messages >= 200, 30, what="replay processed")
+        await wait_for(lambda: service.batcher.committed_messages >= 200, 30, what="replay processed")
         pub.close()
     assert await count(db) == 10_000
 
@@ -66,7 +66,7 @@ async def test_bad_input_becomes_dead_letters_and_the_rest_is_stored(db_url, db,
         pub = Publisher(broker.port)
         await asyncio.to_thread(pub.publish_all, messages)
         await asyncio.to_thread(pub.wait_acked)
-        await wait_for(lambda: service.collector.committed_messages >= len(messages), 30, what="messages committed")
+        await wait_for(lambda: service.batcher.committed_messages >= len(messages), 30, what="messages committed")
         pub.close()
     rows = sorted(await stored(db))
     assert [(code, v) for code, _, v in rows] == [("S000-000", 1.5), ("S000-000", 2.5), ("S000-002", 1e6)]

@@ -13,7 +13,7 @@ from store.registry_records import import_registry
 from store.registry_file import parse_registry_file
 from store.retention import apply_retention
 from store.writer import ReadingWriter, WriteBatch
-from yujing.settings import RetentionSettings
+from store.settings import RetentionSettings
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 DAY_US = 86_400_000_000
