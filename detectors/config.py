@@ -5,14 +5,13 @@ loaded from the service's YAML) and names the offending key in its error.
 
 ```yaml
 detectors:
-  enabled: [limit, fault, over_range, rate, ttt, anomaly, stuck, drift, jump, nodata, compound, equipment]
+  enabled: [limit, fault, over_range, rate, ttt, anomaly, stuck, drift, jump, nodata, compound]
   nodata: {factor: 3, min_silence_s: 30, gateway_factor: 3}
   defaults: {anomaly_threshold: 0.75}
   kinds:
     methane: {rate_up_per_min: 0.2, ttt_horizon_s: 900}
     pressure: {window: true}
     temperature@cold_room: {anomaly: false}      # KIND@LOCATION_CLASS: over the kind's parameters
-  equipment: {k: 6, k_smooth: 6}                # equipment groups (detectors/equipment.py)
   compound:
     - name: methane_rising_fan_off
       severity: alarm
@@ -48,15 +47,12 @@ TREND_FIT_TOL = 16.0  # a run re-anchors only if its line leaves a residual vari
 TREND_SLOPE_Z = 4.0  # ... and its slope is this many standard errors from zero
 TTT_HORIZON_S = 900.0  # warn when a setpoint is predicted within 15 min
 TTT_CLEAR_FACTOR = 2.0  # clear when the prediction is beyond 2 × the horizon
-ANOMALY_ALPHA = 0.1  # level weight of the one-step Holt predictor per reading
-ANOMALY_SLOPE_ALPHA = 0.01  # its slope learns this fraction of each level correction
-ANOMALY_SCALE_ALPHA = 0.02  # residual scale: EWMA weight per reading (half-life ≈ 35 readings)
-ANOMALY_TAIL_MEMORY = 5000  # readings over which each sensor's residual tail is learnt (≈ 42 h at 30 s)
-ANOMALY_HUBER = 3.0  # learning clips residuals at 3 scale units
-ANOMALY_SHIFT_SIGMA = 2.0  # the level CUSUMs are designed for a shift of 2 σ̂
-ANOMALY_BUDGET_PER_1000H = 1.0  # false raises per 1,000 sensor-hours the decision level allows
-ANOMALY_CLEAR = 0.5  # holds while the evidence is at least half the decision level
-ANOMALY_WARMUP = 500  # readings learnt before the rule may raise (the residual tail needs them)
+ANOMALY_ALPHA = 0.02  # EWMA weight per reading (half-life ≈ 35 readings)
+ANOMALY_THRESHOLD = 0.75  # score = 1 − exp(−z / ANOMALY_Z_REF); 0.75 ⇔ z ≈ 5.5
+ANOMALY_CLEAR = 0.5  # ⇔ z ≈ 2.8
+ANOMALY_Z_REF = 4.0
+ANOMALY_HUBER = 3.0  # learning clips deviations at 3 scale units
+ANOMALY_WARMUP = 30  # readings learnt unconditionally before scoring
 ANOMALY_REFRACTORY_S = 600.0  # no new anomaly finding within 10 min of the last clear
 STUCK_AFTER_S = 4 * 3600.0  # flat for 4 h: the floor for sensors with no learnt variability
 STUCK_MIN_COUNT = 20
@@ -73,28 +69,16 @@ DRIFT_MIN_PEERS = 2  # peers that must agree (a group has at least this many + 1
 JUMP_FRACTION = 0.5  # one step over half the measuring range is implausible
 JUMP_HOLD_S = 300.0  # a jump that stays is accepted as a step after 5 min
 WINDOW_SIZE = 64
-WINDOW_THRESHOLD = 0.75  # score = 1 − exp(−z / WINDOW_Z_REF); 0.75 ⇔ z ≈ 5.5
-WINDOW_CLEAR = 0.5  # ⇔ z ≈ 2.8
-WINDOW_Z_REF = 4.0
+WINDOW_THRESHOLD = 0.75  # same squash as the anomaly score
 NODATA_FACTOR = 3.0  # stale after 3 expected intervals
 NODATA_MIN_SILENCE_S = 30.0
 GATEWAY_FACTOR = 3.0
-EQUIPMENT_ALPHA = 0.005  # learning weight of an equipment group's mean and covariance per judged time
-EQUIPMENT_WARMUP = 200  # judged times learnt before the group may raise
-EQUIPMENT_K = 6.0  # one channel's standardised residual given the others
-EQUIPMENT_BETA = 0.1  # smoothing of the residual (sustained small departures)
-EQUIPMENT_K_SMOOTH = 6.0  # smoothed residual in units of its learnt scale
-EQUIPMENT_CLEAR = 0.5  # holds while the score stays above this fraction of the raise level
-EQUIPMENT_SPREAD_K = 4.0  # another channel departing too (after the top one is explained): the machine moved
-EQUIPMENT_HUBER = 2.0  # learning clips departures at 2 residual units, so a slow fault cannot drag the model
-EQUIPMENT_MIN_CHANNELS = 3  # with two channels nobody can tell which one departed
 
 DEFAULT_ENABLED = frozenset(
-    {"limit", "fault", "over_range", "rate", "ttt", "anomaly", "stuck", "drift", "jump", "nodata", "compound",
-     "equipment"}
+    {"limit", "fault", "over_range", "rate", "ttt", "anomaly", "stuck", "drift", "jump", "nodata", "compound"}
 )
 ALL_DETECTORS = DEFAULT_ENABLED | {"window"}
-STATISTICAL = frozenset({"rate", "ttt", "anomaly", "stuck", "drift", "jump", "window", "equipment"})
+STATISTICAL = frozenset({"rate", "ttt", "anomaly", "stuck", "drift", "jump", "window"})
 
 CONDITIONS = ("rising", "falling", "on", "off", "limit", "stale", "anomaly")
 SCOPES = ("zone", "adjacent")
@@ -127,13 +111,10 @@ class KindParams:
     ttt_horizon_s: float = TTT_HORIZON_S
     ttt_clear_factor: float = TTT_CLEAR_FACTOR
     anomaly_alpha: float = ANOMALY_ALPHA
-    anomaly_slope_alpha: float = ANOMALY_SLOPE_ALPHA
-    anomaly_scale_alpha: float = ANOMALY_SCALE_ALPHA
-    anomaly_tail_memory: int = ANOMALY_TAIL_MEMORY
-    anomaly_huber: float = ANOMALY_HUBER
-    anomaly_shift_sigma: float = ANOMALY_SHIFT_SIGMA
-    anomaly_budget_per_1000h: float = ANOMALY_BUDGET_PER_1000H
+    anomaly_threshold: float = ANOMALY_THRESHOLD
     anomaly_clear: float = ANOMALY_CLEAR
+    anomaly_z_ref: float = ANOMALY_Z_REF
+    anomaly_huber: float = ANOMALY_HUBER
     anomaly_warmup: int = ANOMALY_WARMUP
     anomaly_refractory_s: float = ANOMALY_REFRACTORY_S
     stuck_after_s: float = STUCK_AFTER_S
@@ -150,13 +131,10 @@ class KindParams:
     drift_min_peers: int = DRIFT_MIN_PEERS
     jump_fraction: float = JUMP_FRACTION
     jump_hold_s: float = JUMP_HOLD_S
-    anomaly: bool = True  # False: no calibrated anomaly score for this kind (or kind@location class)
+    anomaly: bool = True  # False: no EWMA anomaly score for this kind (or kind@location class)
     window: bool = False
     window_size: int = WINDOW_SIZE
     window_threshold: float = WINDOW_THRESHOLD
-    window_clear: float = WINDOW_CLEAR
-    window_z_ref: float = WINDOW_Z_REF
-    equipment: bool = True  # a channel of its equipment group (registry ``equipment``)
     statistics: bool = True  # False: only setpoint, quality and liveness rules (switches)
 
     def validate(self, where: str) -> None:
@@ -164,17 +142,13 @@ class KindParams:
             v = getattr(self, f.name)
             if isinstance(v, float) and (math.isnan(v) or v < 0):
                 raise DetectorConfigError(f"{where}.{f.name} must be a non-negative number, got {v}")
-        for name in ("anomaly_alpha", "anomaly_slope_alpha", "anomaly_scale_alpha", "anomaly_clear",
-                     "window_threshold", "window_clear", "stuck_probability", "drift_alpha"):
+        for name in ("anomaly_alpha", "anomaly_threshold", "anomaly_clear", "window_threshold", "stuck_probability",
+                     "drift_alpha"):
             v = getattr(self, name)
             if not 0 < v < 1:
                 raise DetectorConfigError(f"{where}.{name} must lie in (0, 1), got {v}")
-        if self.window_clear > self.window_threshold:
-            raise DetectorConfigError(f"{where}.window_clear must not exceed window_threshold")
-        if self.anomaly_budget_per_1000h <= 0:
-            raise DetectorConfigError(f"{where}.anomaly_budget_per_1000h must be positive")
-        if self.anomaly_tail_memory < 10:
-            raise DetectorConfigError(f"{where}.anomaly_tail_memory must be at least 10 readings")
+        if self.anomaly_clear > self.anomaly_threshold:
+            raise DetectorConfigError(f"{where}.anomaly_clear must not exceed anomaly_threshold")
         if self.stuck_memory < 2:
             raise DetectorConfigError(f"{where}.stuck_memory must be at least 2 readings")
         if self.drift_min_peers < 1:
@@ -206,39 +180,6 @@ DEFAULT_KIND_PARAMS: dict[str, dict] = {
     "displacement": {"stuck_after_s": 24 * 3600.0, "ttt_horizon_s": 6 * 3600.0},
     "rainfall": {"stuck_after_s": 7 * 24 * 3600.0},
 }
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EquipmentParams:
-    """The equipment-group detector's parameters (one set for every group; detectors/equipment.py)."""
-
-    alpha: float = EQUIPMENT_ALPHA
-    warmup: int = EQUIPMENT_WARMUP
-    k: float = EQUIPMENT_K
-    beta: float = EQUIPMENT_BETA
-    k_smooth: float = EQUIPMENT_K_SMOOTH
-    clear: float = EQUIPMENT_CLEAR
-    spread_k: float = EQUIPMENT_SPREAD_K
-    huber: float = EQUIPMENT_HUBER
-    min_channels: int = EQUIPMENT_MIN_CHANNELS
-
-    @classmethod
-    def from_config(cls, raw: object, where: str = "detectors.equipment") -> EquipmentParams:
-        if not isinstance(raw, Mapping):
-            raise DetectorConfigError(f"{where} must be a mapping")
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key, value in raw.items():
-            if key not in names:
-                raise DetectorConfigError(f"{where}.{key} is not an equipment setting")
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise DetectorConfigError(f"{where}.{key} must be a positive number, got {value!r}")
-        out = cls(**{k: (int(v) if k in ("warmup", "min_channels") else float(v)) for k, v in raw.items()})
-        for key in ("alpha", "beta", "clear"):
-            if not getattr(out, key) < 1:
-                raise DetectorConfigError(f"{where}.{key} must lie in (0, 1)")
-        if out.min_channels < 3:
-            raise DetectorConfigError(f"{where}.min_channels must be at least 3")
-        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -377,7 +318,6 @@ class DetectorConfig:
     nodata_min_silence_s: float = NODATA_MIN_SILENCE_S
     gateway_factor: float = GATEWAY_FACTOR
     compound: tuple[CompoundRule, ...] = ()
-    equipment: EquipmentParams = EquipmentParams()
 
     def params_for(self, kind: str, switch: bool = False, location_class: str = "") -> KindParams:
         """The parameters of ``kind@location_class`` if configured, else of ``kind``, else the defaults."""
@@ -397,7 +337,7 @@ class DetectorConfig:
         the defaults, including :data:`DEFAULT_KIND_PARAMS` and :data:`DEFAULT_COMPOUND`."""
         raw = dict(raw or {})
         where = "detectors"
-        extra = set(raw) - {"enabled", "defaults", "kinds", "nodata", "compound", "equipment"}
+        extra = set(raw) - {"enabled", "defaults", "kinds", "nodata", "compound"}
         if extra:
             raise DetectorConfigError(f"{where}.{sorted(extra)[0]} is not a detector setting")
         enabled = raw.get("enabled", sorted(DEFAULT_ENABLED))
@@ -448,5 +388,4 @@ class DetectorConfig:
             nodata_min_silence_s=float(nodata.get("min_silence_s", NODATA_MIN_SILENCE_S)),
             gateway_factor=float(nodata.get("gateway_factor", GATEWAY_FACTOR)),
             compound=compound,
-            equipment=EquipmentParams.from_config(raw.get("equipment", {}) or {}),
         )

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectors import rules
-from detectors.anomaly import MEAN_ABS_DEV_TO_SIGMA
+from detectors.anomaly import MAD_TO_SIGMA
 from detectors.findings import RAISE, Emitter
 from detectors.ordering import NO_TS, Round
 from detectors.state import ColumnDetector, Columns
@@ -135,7 +135,7 @@ class Drift(ColumnDetector):
         n0 = st.n[sj]
         d0 = st.d[sj]
         warm = n0 >= cfg.warmup[sj]
-        sd = np.maximum(d0 * MEAN_ABS_DEV_TO_SIGMA, cfg.floor[sj])
+        sd = np.maximum(d0 * MAD_TO_SIGMA, cfg.floor[sj])
         thr = np.maximum(cfg.k[sj] * sd, cfg.min_dev[sj])
         dev = np.abs(e)
         flagged = warm & (dev >= thr)

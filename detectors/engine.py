@@ -164,7 +164,14 @@ class Engine:
             tr.cfg.horizon_s[:n][m] = p.ttt_horizon_s
             tr.cfg.clear_factor[:n][m] = p.ttt_clear_factor
             tr.cfg.enabled[:n][m] = p.statistics and ("ttt" in en or "compound" in en)
-            an.configure_kind(m, p, interval[:n][m], enabled=p.statistics and p.anomaly and "anomaly" in en)
+            an.cfg.alpha[:n][m] = p.anomaly_alpha
+            an.cfg.th[:n][m] = p.anomaly_threshold
+            an.cfg.clr[:n][m] = p.anomaly_clear
+            an.cfg.zref[:n][m] = p.anomaly_z_ref
+            an.cfg.huber[:n][m] = p.anomaly_huber
+            an.cfg.warmup[:n][m] = p.anomaly_warmup
+            an.cfg.refr_us[:n][m] = int(p.anomaly_refractory_s * 1e6)
+            an.cfg.enabled[:n][m] = p.statistics and p.anomaly and "anomaly" in en
             stk.cfg.after_us[:n][m] = int(p.stuck_after_s * 1e6)
             stk.cfg.min_count[:n][m] = p.stuck_min_count
             tol = p.stuck_tolerance if p.stuck_tolerance is not None else (kd.stuck_tolerance if kd is not None else 0.0)

@@ -58,25 +58,24 @@ class ColumnDetector:
         self.st.grow(n)
 
 
-def decide_scored(rule: str, cfg: Columns, st: Columns, s, t, x, score, evidence, flagged, ready, em) -> None:
+def decide_scored(rule: str, cfg: Columns, st: Columns, s, t, x, score, flagged, ready, em) -> None:
     """Deciding, apart from scoring: raise where ``flagged`` (unless within the refractory period
-    after the last clear), hold while ``ready`` and the ``evidence`` stays at or above the clear
-    level, clear otherwise; emit the transitions with the ``score`` as setpoint column. Columns
-    used: cfg ``refractory_us``, ``clear_level``; st ``score``, ``on``, ``raised_at``,
-    ``last_clear``. All arrays have the length of ``s`` (sensor ids)."""
+    after the last clear), hold while ``ready`` and the score stays at or above the clear level,
+    clear otherwise; emit the transitions. Columns used: cfg ``refr_us``, ``clr``; st ``score``,
+    ``on``, ``raised_at``, ``last_clear``. All arrays have the length of ``s`` (sensor ids)."""
     st.score[s] = score
-    was_on = st.on[s]
-    last_clear = st.last_clear[s]
-    can_raise = (last_clear == NO_TS) | ((t - last_clear) >= cfg.refractory_us[s])
-    now_on = (flagged & (was_on | can_raise)) | (was_on & ready & (evidence >= cfg.clear_level[s]))
-    if not (now_on.any() or was_on.any()):
+    was = st.on[s]
+    lc = st.last_clear[s]
+    can_raise = (lc == NO_TS) | ((t - lc) >= cfg.refr_us[s])
+    now = (flagged & (was | can_raise)) | (was & ready & (score >= cfg.clr[s]))
+    if not (now.any() or was.any()):
         return
-    st.on[s] = now_on
-    new = now_on & ~was_on
+    st.on[s] = now
+    new = now & ~was
     st.raised_at[s[new]] = t[new]
-    cleared = was_on & ~now_on
+    cleared = was & ~now
     st.last_clear[s[cleared]] = t[cleared]
-    em.transitions(rule, s, was_on, now_on, Severity.NOTICE, t, x, score)
+    em.transitions(rule, s, was, now, Severity.NOTICE, t, x, score)
 
 
 def emit_active_scored(rule: str, st: Columns, em) -> None:

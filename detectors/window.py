@@ -8,7 +8,7 @@ Once full, a reading is scored against the window as it stands before the readin
     z = |x − med| / max(1.4826 MAD, floor);  score = 1 − exp(−z / z_ref)
 
 ``window`` raises at score ≥ window_threshold (subject to the anomaly refractory period) and holds
-while score ≥ window_clear; flagged readings never enter the window. Median and MAD come from
+while score ≥ anomaly_clear; flagged readings never enter the window. Median and MAD come from
 ``np.sort`` along the rows touched in the round (two sorts of W float32 per reading).
 """
 
@@ -21,7 +21,7 @@ from detectors.findings import Emitter
 from detectors.ordering import NO_TS, Round
 from detectors.state import ColumnDetector, Columns, decide_scored, emit_active_scored
 
-MEDIAN_ABS_DEV_TO_SIGMA = 1.4826  # median absolute deviation → σ, Gaussian
+MAD_TO_SIGMA = 1.4826
 
 
 class Window(ColumnDetector):
@@ -30,11 +30,11 @@ class Window(ColumnDetector):
         self.cfg = Columns(
             {
                 "enabled": (np.bool_, False, 1),
-                "raise_level": (np.float64, 0.75, 1),
-                "clear_level": (np.float64, 0.5, 1),
-                "z_ref": (np.float64, 4.0, 1),
+                "th": (np.float64, 0.75, 1),
+                "clr": (np.float64, 0.5, 1),
+                "zref": (np.float64, 4.0, 1),
                 "floor": (np.float64, 1e-9, 1),
-                "refractory_us": (np.int64, 0, 1),
+                "refr_us": (np.int64, 0, 1),
             }
         )
         self.st = Columns(
@@ -58,13 +58,13 @@ class Window(ColumnDetector):
     def buffer_nbytes(self) -> int:
         return self.buf.nbytes + self.pos.nbytes + self.cnt.nbytes
 
-    def configure_kind(self, rows: np.ndarray, p, enabled: bool) -> None:
-        n = rows.shape[0]
-        self.cfg.enabled[:n][rows] = enabled
-        self.cfg.raise_level[:n][rows] = p.window_threshold
-        self.cfg.clear_level[:n][rows] = p.window_clear
-        self.cfg.z_ref[:n][rows] = p.window_z_ref
-        self.cfg.refractory_us[:n][rows] = int(p.anomaly_refractory_s * 1e6)
+    def configure_kind(self, m: np.ndarray, p, enabled: bool) -> None:
+        n = m.shape[0]
+        self.cfg.enabled[:n][m] = enabled
+        self.cfg.th[:n][m] = p.window_threshold
+        self.cfg.clr[:n][m] = p.anomaly_clear
+        self.cfg.zref[:n][m] = p.anomaly_z_ref
+        self.cfg.refr_us[:n][m] = int(p.anomaly_refractory_s * 1e6)
         if enabled:
             self.W = p.window_size  # one window size for all windowed kinds: the last one wins
 
@@ -84,33 +84,33 @@ class Window(ColumnDetector):
         self.buf, self.pos, self.cnt = buf, pos, cnt
 
     def step(self, rd: Round, em: Emitter, stat: np.ndarray) -> None:
-        row_of_reading = self.st.row[rd.s]
-        windowed = stat & (row_of_reading >= 0)
-        if not windowed.any():
+        rw_all = self.st.row[rd.s]
+        m = stat & (rw_all >= 0)
+        if not m.any():
             return
-        idx = np.flatnonzero(windowed)
-        s, ring, x, t = rd.s[idx], row_of_reading[idx], rd.x[idx], rd.t[idx]
-        size = self.W
+        i = np.flatnonzero(m)
+        s, rw, x, t = rd.s[i], rw_all[i], rd.x[i], rd.t[i]
+        W = self.W
         cfg, st = self.cfg, self.st
-        full = self.cnt[ring] >= size
+        full = self.cnt[rw] >= W
         score = np.zeros(s.shape[0])
         if full.any():
-            judged = np.flatnonzero(full)
-            window = self.buf[ring[judged]]
-            lo, hi = (size - 1) // 2, size // 2  # the middle element (odd size) or the middle pair (even)
-            ordered = np.sort(window, axis=1)
-            med = 0.5 * (ordered[:, lo].astype(np.float64) + ordered[:, hi])
-            dev = np.sort(np.abs(window - med[:, None]), axis=1)
+            f = np.flatnonzero(full)
+            B = self.buf[rw[f]]
+            lo, hi = (W - 1) // 2, W // 2  # the middle element (odd W) or the middle pair (even W)
+            srt = np.sort(B, axis=1)
+            med = 0.5 * (srt[:, lo].astype(np.float64) + srt[:, hi])
+            dev = np.sort(np.abs(B - med[:, None]), axis=1)
             mad = 0.5 * (dev[:, lo] + dev[:, hi])
-            z = np.abs(x[judged] - med) / np.maximum(MEDIAN_ABS_DEV_TO_SIGMA * mad, cfg.floor[s[judged]])
-            score[judged] = -np.expm1(-z / cfg.z_ref[s[judged]])
-        flagged = full & (score >= cfg.raise_level[s])
-        kept = ~flagged
-        into = ring[kept]
-        self.buf[into, self.pos[into]] = x[kept]
-        self.pos[into] = (self.pos[into] + 1) % size
-        self.cnt[into] = np.minimum(self.cnt[into] + 1, size)
-        decide_scored(rules.WINDOW, cfg, st, s, t, x, score, score, flagged, full, em)
+            z = np.abs(x[f] - med) / np.maximum(MAD_TO_SIGMA * mad, cfg.floor[s[f]])
+            score[f] = -np.expm1(-z / cfg.zref[s[f]])
+        flagged = full & (score >= cfg.th[s])
+        ins = ~flagged
+        ri = rw[ins]
+        self.buf[ri, self.pos[ri]] = x[ins]
+        self.pos[ri] = (self.pos[ri] + 1) % W
+        self.cnt[ri] = np.minimum(self.cnt[ri] + 1, W)
+        decide_scored(rules.WINDOW, cfg, st, s, t, x, score, flagged, full, em)
 
     def active(self, em: Emitter) -> None:
         emit_active_scored(rules.WINDOW, self.st, em)

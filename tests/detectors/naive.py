@@ -17,7 +17,6 @@ from detectors.config import DRIFT_HUBER, DetectorConfig
 from domain.catalog import KINDS, effective_setpoints
 from domain.quality import VALUE_UNTRUSTED, Quality
 from domain.severity import Severity
-from tests.detectors.naive_anomaly import anomaly_step, decision_level
 
 RAISE, UPDATE, CLEAR = 1, 2, 3
 MEAN_ABS_TO_SD = 1.2533141373155001
@@ -57,7 +56,6 @@ class NaiveEngine:
     def __init__(self, config: DetectorConfig, kinds: list[str], classes: list[str],
                  zones: list[int] | None = None, interval_s: float = 10.0) -> None:
         self.cfg = config
-        self.interval_s = interval_s
         self.sensors: dict[int, SensorRef] = {}
         for i, (k, c) in enumerate(zip(kinds, classes, strict=True), start=1):
             kd = KINDS[k]
@@ -258,13 +256,27 @@ class NaiveEngine:
 
     def anomaly(self, s, ref, x, t):
         st, p = ref.st, ref.p
+        n0, mu, d = st.get("an.n", 0), st.get("an.mu", 0.0), st.get("an.d", 0.0)
         floor = ref.res if ref.res > 0 else 1e-9
-        flagged, evidence, warm = anomaly_step(st, p, x, st.get("stat_x"), floor, self.interval_s)
+        warm = n0 >= p.anomaly_warmup
+        sd = max(d * 1.2533141373155001, floor)
+        e = x - mu
+        score = -math.expm1(-(abs(e) / sd) / p.anomaly_z_ref) if warm else 0.0
+        flagged = warm and score >= p.anomaly_threshold
+        if not flagged:
+            if warm:
+                lim = p.anomaly_huber * sd
+                mu_new = mu + p.anomaly_alpha * min(max(e, -lim), lim)
+                d = d + p.anomaly_alpha * (min(abs(e), lim) - d)
+            else:
+                a = 1.0 / (n0 + 1.0)
+                mu_new = mu + a * e
+                d = d + a * ((0.0 if n0 == 0 else abs(e)) - d)
+            st["an.mu"], st["an.d"], st["an.n"] = mu_new, d, n0 + 1
         was = st.get("anomaly", False)
         lc = st.get("an.lc")
         can = lc is None or t - lc >= int(p.anomaly_refractory_s * 1e6)
-        clear_level = p.anomaly_clear * decision_level(p, self.interval_s)
-        now = (flagged and (was or can)) or (was and warm and evidence >= clear_level)
+        now = (flagged and (was or can)) or (was and warm and score >= p.anomaly_clear)
         if was and not now:
             st["an.lc"] = t
         self.flag(s, "anomaly", st, "anomaly", now, NOTICE, t)
@@ -318,7 +330,7 @@ class NaiveEngine:
             mad = statistics.median(abs(v - med) for v in buf)
             floor = ref.res if ref.res > 0 else 1e-9
             z = abs(x - med) / max(1.4826 * mad, floor)
-            score = -math.expm1(-z / p.window_z_ref)
+            score = -math.expm1(-z / p.anomaly_z_ref)
         flagged = full and score >= p.window_threshold
         if not flagged:
             buf.append(float(struct.unpack("f", struct.pack("f", x))[0]))
@@ -326,7 +338,7 @@ class NaiveEngine:
         was = st.get("window", False)
         lc = st.get("win.lc")
         can = lc is None or t - lc >= int(p.anomaly_refractory_s * 1e6)
-        now = (flagged and (was or can)) or (was and full and score >= p.window_clear)
+        now = (flagged and (was or can)) or (was and full and score >= p.anomaly_clear)
         if was and not now:
             st["win.lc"] = t
         self.flag(s, "window", st, "window", now, NOTICE, t)

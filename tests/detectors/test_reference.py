@@ -24,14 +24,13 @@ STEP = {"methane": 0.15, "o2": 0.3, "co": 3.0, "fan_state": 0.0, "temperature": 
 # Short time constants and warm-ups so that every rule changes state many times.
 FAST = {
     "defaults": {
-        "anomaly_warmup": 12, "anomaly_budget_per_1000h": 3000.0, "anomaly_tail_memory": 50,
-        "anomaly_refractory_s": 25.0,
+        "anomaly_warmup": 5, "anomaly_threshold": 0.45, "anomaly_clear": 0.3, "anomaly_refractory_s": 25.0,
         "trend_warmup": 3, "ttt_horizon_s": 120.0, "stuck_after_s": 30.0, "stuck_min_count": 2,
         "jump_fraction": 0.01, "jump_hold_s": 40.0, "rate_fraction_per_min": 0.5,
         "drift_warmup": 3, "drift_tau_s": 60.0, "drift_k": 3.0, "drift_min_dev": 0.4,
     },
     "kinds": {
-        "methane": {"anomaly_warmup": 12, "anomaly_budget_per_1000h": 3000.0, "anomaly_tail_memory": 50,
+        "methane": {"anomaly_warmup": 5, "anomaly_threshold": 0.45, "anomaly_clear": 0.3,
                     "anomaly_refractory_s": 25.0, "trend_warmup": 3, "ttt_horizon_s": 120.0,
                     "stuck_after_s": 30.0, "stuck_min_count": 2, "jump_fraction": 0.01, "jump_hold_s": 40.0,
                     "rate_up_per_min": 0.5, "ladder_on_delay_s": 15.0, "ladder_off_delay_s": 20.0},
@@ -126,7 +125,7 @@ def test_stuck_matches_reference_on_quantised_stream():
 @pytest.mark.parametrize(("seed", "size"), [(21, 9), (22, 8), (23, 15)])
 def test_window_matches_reference_for_odd_and_even_sizes(seed, size):
     kinds, classes, batches = stream(seed, n_sensors=30, n_batches=50, batch=100)
-    win = {"window": True, "window_size": size, "window_threshold": 0.45, "window_clear": 0.3}
+    win = {"window": True, "window_size": size, "window_threshold": 0.45}
     cfg = DetectorConfig.from_config({
         "enabled": ["window"], "compound": [],
         "defaults": {**FAST["defaults"], **win},
