@@ -5,13 +5,14 @@ loaded from the service's YAML) and names the offending key in its error.
 
 ```yaml
 detectors:
-  enabled: [limit, fault, over_range, rate, ttt, anomaly, stuck, drift, jump, nodata, compound]
+  enabled: [limit, fault, over_range, rate, ttt, anomaly, stuck, drift, jump, nodata, compound, equipment]
   nodata: {factor: 3, min_silence_s: 30, gateway_factor: 3}
   defaults: {anomaly_threshold: 0.75}
   kinds:
     methane: {rate_up_per_min: 0.2, ttt_horizon_s: 900}
     pressure: {window: true}
     temperature@cold_room: {anomaly: false}      # KIND@LOCATION_CLASS: over the kind's parameters
+  equipment: {k: 6, k_smooth: 6}                # equipment groups (detectors/equipment.py)
   compound:
     - name: methane_rising_fan_off
       severity: alarm
@@ -73,12 +74,22 @@ WINDOW_THRESHOLD = 0.75  # same squash as the anomaly score
 NODATA_FACTOR = 3.0  # stale after 3 expected intervals
 NODATA_MIN_SILENCE_S = 30.0
 GATEWAY_FACTOR = 3.0
+EQUIPMENT_ALPHA = 0.005  # learning weight of an equipment group's mean and covariance per judged time
+EQUIPMENT_WARMUP = 200  # judged times learnt before the group may raise
+EQUIPMENT_K = 6.0  # one channel's standardised residual given the others
+EQUIPMENT_BETA = 0.1  # smoothing of the residual (sustained small departures)
+EQUIPMENT_K_SMOOTH = 6.0  # smoothed residual in units of its learnt scale
+EQUIPMENT_CLEAR = 0.5  # holds while the score stays above this fraction of the raise level
+EQUIPMENT_SPREAD_K = 4.0  # another channel departing too (after the top one is explained): the machine moved
+EQUIPMENT_HUBER = 2.0  # learning clips departures at 2 residual units, so a slow fault cannot drag the model
+EQUIPMENT_MIN_CHANNELS = 3  # with two channels nobody can tell which one departed
 
 DEFAULT_ENABLED = frozenset(
-    {"limit", "fault", "over_range", "rate", "ttt", "anomaly", "stuck", "drift", "jump", "nodata", "compound"}
+    {"limit", "fault", "over_range", "rate", "ttt", "anomaly", "stuck", "drift", "jump", "nodata", "compound",
+     "equipment"}
 )
 ALL_DETECTORS = DEFAULT_ENABLED | {"window"}
-STATISTICAL = frozenset({"rate", "ttt", "anomaly", "stuck", "drift", "jump", "window"})
+STATISTICAL = frozenset({"rate", "ttt", "anomaly", "stuck", "drift", "jump", "window", "equipment"})
 
 CONDITIONS = ("rising", "falling", "on", "off", "limit", "stale", "anomaly")
 SCOPES = ("zone", "adjacent")
@@ -135,6 +146,7 @@ class KindParams:
     window: bool = False
     window_size: int = WINDOW_SIZE
     window_threshold: float = WINDOW_THRESHOLD
+    equipment: bool = True  # a channel of its equipment group (registry ``equipment``)
     statistics: bool = True  # False: only setpoint, quality and liveness rules (switches)
 
     def validate(self, where: str) -> None:
@@ -180,6 +192,39 @@ DEFAULT_KIND_PARAMS: dict[str, dict] = {
     "displacement": {"stuck_after_s": 24 * 3600.0, "ttt_horizon_s": 6 * 3600.0},
     "rainfall": {"stuck_after_s": 7 * 24 * 3600.0},
 }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EquipmentParams:
+    """The equipment-group detector's parameters (one set for every group; detectors/equipment.py)."""
+
+    alpha: float = EQUIPMENT_ALPHA
+    warmup: int = EQUIPMENT_WARMUP
+    k: float = EQUIPMENT_K
+    beta: float = EQUIPMENT_BETA
+    k_smooth: float = EQUIPMENT_K_SMOOTH
+    clear: float = EQUIPMENT_CLEAR
+    spread_k: float = EQUIPMENT_SPREAD_K
+    huber: float = EQUIPMENT_HUBER
+    min_channels: int = EQUIPMENT_MIN_CHANNELS
+
+    @classmethod
+    def from_config(cls, raw: object, where: str = "detectors.equipment") -> EquipmentParams:
+        if not isinstance(raw, Mapping):
+            raise DetectorConfigError(f"{where} must be a mapping")
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in raw.items():
+            if key not in names:
+                raise DetectorConfigError(f"{where}.{key} is not an equipment setting")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise DetectorConfigError(f"{where}.{key} must be a positive number, got {value!r}")
+        out = cls(**{k: (int(v) if k in ("warmup", "min_channels") else float(v)) for k, v in raw.items()})
+        for key in ("alpha", "beta", "clear"):
+            if not getattr(out, key) < 1:
+                raise DetectorConfigError(f"{where}.{key} must lie in (0, 1)")
+        if out.min_channels < 3:
+            raise DetectorConfigError(f"{where}.min_channels must be at least 3")
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -318,6 +363,7 @@ class DetectorConfig:
     nodata_min_silence_s: float = NODATA_MIN_SILENCE_S
     gateway_factor: float = GATEWAY_FACTOR
     compound: tuple[CompoundRule, ...] = ()
+    equipment: EquipmentParams = EquipmentParams()
 
     def params_for(self, kind: str, switch: bool = False, location_class: str = "") -> KindParams:
         """The parameters of ``kind@location_class`` if configured, else of ``kind``, else the defaults."""
@@ -337,7 +383,7 @@ class DetectorConfig:
         the defaults, including :data:`DEFAULT_KIND_PARAMS` and :data:`DEFAULT_COMPOUND`."""
         raw = dict(raw or {})
         where = "detectors"
-        extra = set(raw) - {"enabled", "defaults", "kinds", "nodata", "compound"}
+        extra = set(raw) - {"enabled", "defaults", "kinds", "nodata", "compound", "equipment"}
         if extra:
             raise DetectorConfigError(f"{where}.{sorted(extra)[0]} is not a detector setting")
         enabled = raw.get("enabled", sorted(DEFAULT_ENABLED))
@@ -388,4 +434,5 @@ class DetectorConfig:
             nodata_min_silence_s=float(nodata.get("min_silence_s", NODATA_MIN_SILENCE_S)),
             gateway_factor=float(nodata.get("gateway_factor", GATEWAY_FACTOR)),
             compound=compound,
+            equipment=EquipmentParams.from_config(raw.get("equipment", {}) or {}),
         )
